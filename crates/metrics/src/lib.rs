@@ -1,0 +1,2 @@
+//! Metrics layer for etcd-tower through the metrics facade.
+#![deny(missing_docs)]

@@ -1,0 +1,2 @@
+//! Namespace layer for etcd-tower: transparent key-prefix isolation.
+#![deny(missing_docs)]

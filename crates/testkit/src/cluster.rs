@@ -1,0 +1,469 @@
+//! A real etcd cluster owned by one test.
+//!
+//! Every test starts its own cluster so tests can run in parallel, inject
+//! faults without disturbing each other, and never depend on a server someone
+//! left running. A cluster lives in its own temp dir (data, logs, keys,
+//! certificates) on free loopback ports, is ready when every member answers
+//! `/health` (polled with a deadline, never a fixed sleep), and is torn down
+//! on `Drop` — also when the test panics — by killing every member and
+//! removing the temp dir.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tempfile::TempDir;
+use tokio::time::Instant;
+
+use crate::binary::EtcdBinary;
+use crate::error::{Result, TestkitError};
+use crate::etcdctl::{Ctl, User};
+use crate::health;
+use crate::jwt::JwtKeys;
+use crate::member::{Boot, Member, MemberSpec};
+use crate::ports::free_port;
+use crate::tls::TlsFiles;
+
+/// How long a start or restart may take before it fails.
+pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How many times a start is retried when some other process took one of the
+/// ports between the kit choosing it and etcd binding it.
+const START_ATTEMPTS: usize = 3;
+
+/// Configures and starts a [`Cluster`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `start` is called"]
+pub struct ClusterBuilder {
+    binary: EtcdBinary,
+    members: usize,
+    auth_token_ttl: Option<u64>,
+    jwt_token_ttl: Option<Duration>,
+    tls: bool,
+    extra_args: Vec<OsString>,
+    ready_timeout: Duration,
+}
+
+impl ClusterBuilder {
+    /// How many members the cluster has (default 1).
+    pub fn members(mut self, members: usize) -> Self {
+        self.members = members.max(1);
+        self
+    }
+
+    /// Passes `--auth-token-ttl=<secs>`: how long a simple token stays valid.
+    pub fn auth_token_ttl(mut self, secs: u64) -> Self {
+        self.auth_token_ttl = Some(secs);
+        self
+    }
+
+    /// Uses JWT auth tokens (`--auth-token=jwt,...,sign-method=RS256,ttl=..`)
+    /// signed with a fresh RSA key pair, valid for `ttl` (whole seconds, at least 1).
+    pub fn jwt_token_ttl(mut self, ttl: Duration) -> Self {
+        self.jwt_token_ttl = Some(ttl);
+        self
+    }
+
+    /// Serves clients over HTTPS with a fresh CA and requires client
+    /// certificates (`--client-cert-auth`). See [`Cluster::tls`].
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
+    /// Passes an extra flag to every member (after the kit's own flags, so it
+    /// overrides them), e.g. `.arg("--election-timeout=500")`.
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.extra_args.push(arg.into());
+        self
+    }
+
+    /// How long `start` waits for every member to be healthy (default 20 s).
+    pub fn ready_timeout(mut self, timeout: Duration) -> Self {
+        self.ready_timeout = timeout;
+        self
+    }
+
+    /// Starts every member and waits until each is healthy.
+    pub async fn start(self) -> Result<Cluster> {
+        let mut attempt = 1;
+        loop {
+            let cluster = self.start_once().await?;
+            match cluster.wait_ready(self.ready_timeout).await {
+                Ok(()) => {
+                    tracing::info!(
+                        version = %self.binary.version(),
+                        members = self.members,
+                        endpoints = ?cluster.endpoints(),
+                        "etcd cluster ready"
+                    );
+                    return Ok(cluster);
+                }
+                Err(e) if attempt < START_ATTEMPTS && cluster.port_clash() => {
+                    tracing::warn!(attempt, error = %e, "a port was taken, restarting the cluster on new ports");
+                }
+                Err(e) => return Err(e),
+            }
+            attempt += 1;
+        }
+    }
+
+    /// Prepares the temp dir, keys and ports, and spawns every member.
+    async fn start_once(&self) -> Result<Cluster> {
+        let dir = tempfile::Builder::new()
+            .prefix("etcd-testkit-")
+            .tempdir()
+            .map_err(|e| TestkitError::io("creating the cluster's temp dir", e))?;
+        let tls = match self.tls {
+            true => Some(TlsFiles::generate(&dir.path().join("tls")).await?),
+            false => None,
+        };
+        let jwt = match self.jwt_token_ttl {
+            Some(ttl) => Some(JwtKeys::generate(dir.path(), ttl).await?),
+            None => None,
+        };
+        let ports = (0..self.members)
+            .map(|_| Ok((free_port()?, free_port()?, free_port()?)))
+            .collect::<Result<Vec<_>>>()?;
+        let initial_cluster = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, peer, _))| format!("m{i}=http://127.0.0.1:{peer}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let token = dir
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "etcd-testkit".into());
+        let mut common: Vec<OsString> = vec![
+            format!("--initial-cluster={initial_cluster}").into(),
+            format!("--initial-cluster-token={token}").into(),
+        ];
+        if let Some(secs) = self.auth_token_ttl {
+            common.push(format!("--auth-token-ttl={secs}").into());
+        }
+        if let Some(jwt) = &jwt {
+            common.push(jwt.auth_token_flag().into());
+        }
+        if let Some(tls) = &tls {
+            for (flag, path) in [
+                ("--trusted-ca-file=", tls.ca()),
+                ("--cert-file=", tls.server().cert()),
+                ("--key-file=", tls.server().key()),
+            ] {
+                let mut arg = OsString::from(flag);
+                arg.push(path);
+                common.push(arg);
+            }
+            common.push("--client-cert-auth".into());
+        }
+        common.extend(self.extra_args.iter().cloned());
+
+        let ctl = Arc::new(Ctl::new(self.binary.etcdctl().to_owned(), tls.clone()));
+        let members = ports
+            .into_iter()
+            .enumerate()
+            .map(|(index, (client_port, peer_port, metrics_port))| {
+                let spec = MemberSpec {
+                    index,
+                    etcd: self.binary.etcd().to_owned(),
+                    data_dir: dir.path().join(format!("m{index}.etcd")),
+                    log_path: dir.path().join(format!("m{index}.log")),
+                    client_port,
+                    peer_port,
+                    metrics_port,
+                    tls: tls.is_some(),
+                    common_args: common.clone(),
+                    multi_member: self.members > 1,
+                };
+                Member::new(spec, Arc::clone(&ctl))
+            })
+            .collect();
+        let cluster = Cluster {
+            binary: self.binary.clone(),
+            members,
+            ctl,
+            tls,
+            jwt,
+            auth_enabled: false,
+            dir,
+        };
+        for member in &cluster.members {
+            member.spawn(Boot::New)?;
+        }
+        Ok(cluster)
+    }
+}
+
+/// A running etcd cluster on loopback, killed and deleted on drop.
+#[derive(Debug)]
+pub struct Cluster {
+    binary: EtcdBinary,
+    members: Vec<Member>,
+    ctl: Arc<Ctl>,
+    tls: Option<TlsFiles>,
+    jwt: Option<JwtKeys>,
+    auth_enabled: bool,
+    // Last, so that it is removed after the members are dead.
+    dir: TempDir,
+}
+
+impl Cluster {
+    /// Configures a cluster of the given etcd binary (1 member, plain HTTP, no auth).
+    pub fn builder(binary: &EtcdBinary) -> ClusterBuilder {
+        ClusterBuilder {
+            binary: binary.clone(),
+            members: 1,
+            auth_token_ttl: None,
+            jwt_token_ttl: None,
+            tls: false,
+            extra_args: Vec::new(),
+            ready_timeout: READY_TIMEOUT,
+        }
+    }
+
+    /// Starts a default single-member cluster.
+    pub async fn start(binary: &EtcdBinary) -> Result<Self> {
+        Self::builder(binary).start().await
+    }
+
+    /// The etcd binary the cluster runs.
+    pub fn binary(&self) -> &EtcdBinary {
+        &self.binary
+    }
+
+    /// Every member's client URL, e.g. `["http://127.0.0.1:41234"]`.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(Member::client_url).collect()
+    }
+
+    /// The member at `index`.
+    ///
+    /// # Panics
+    ///
+    /// If `index >= member_count()`, like slice indexing.
+    pub fn member(&self, index: usize) -> &Member {
+        &self.members[index]
+    }
+
+    /// All members, in index order.
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    /// How many members the cluster has.
+    pub fn member_count(&self) -> usize {
+        self.members.len()
+    }
+
+    /// The cluster's temp dir (data, logs, keys, certificates).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The TLS files of a cluster built with `.tls()`.
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
+    }
+
+    /// The JWT key pair of a cluster built with `.jwt_token_ttl(..)`.
+    pub fn jwt(&self) -> Option<&JwtKeys> {
+        self.jwt.as_ref()
+    }
+
+    /// Whether [`enable_auth`](Self::enable_auth) was called.
+    pub fn auth_enabled(&self) -> bool {
+        self.auth_enabled
+    }
+
+    /// The last 40 lines of every member's log, with headers.
+    pub fn logs(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| {
+                format!(
+                    "--- {} ({}) ---\n{}\n",
+                    m.name(),
+                    m.log_path().display(),
+                    m.log_tail(40)
+                )
+            })
+            .collect()
+    }
+
+    /// Runs `etcdctl args...` against every endpoint and returns its stdout.
+    ///
+    /// Adds `--endpoints`, TLS flags on TLS clusters and `--user root:<pw>`
+    /// once auth is enabled, unless `args` gives that flag itself (so
+    /// `&["--endpoints", &proxy.endpoint(), "get", "k"]` goes through a proxy).
+    pub async fn etcdctl(&self, args: &[&str]) -> Result<String> {
+        self.ctl.run(&self.endpoints(), User::Root, args).await
+    }
+
+    /// Like [`etcdctl`](Self::etcdctl), as the given `(user, password)`, or
+    /// with no credentials at all for `None`.
+    pub async fn etcdctl_as(&self, user: Option<(&str, &str)>, args: &[&str]) -> Result<String> {
+        let user = match user {
+            Some((name, password)) => User::Named(name, password),
+            None => User::Anonymous,
+        };
+        self.ctl.run(&self.endpoints(), user, args).await
+    }
+
+    /// Creates the `root` user with `root_password` and the `root` role, and
+    /// enables authentication. Later [`etcdctl`](Self::etcdctl) calls (and the
+    /// members' own) authenticate as root.
+    pub async fn enable_auth(&mut self, root_password: &str) -> Result<()> {
+        let root = format!("root:{root_password}");
+        self.etcdctl(&["user", "add", &root]).await?;
+        // The root role may be implicit, depending on the version.
+        match self.etcdctl(&["role", "add", "root"]).await {
+            Err(TestkitError::Command { stderr, .. }) if stderr.contains("already exists") => {}
+            other => {
+                other?;
+            }
+        }
+        self.etcdctl(&["user", "grant-role", "root", "root"])
+            .await?;
+        self.etcdctl(&["auth", "enable"]).await?;
+        self.ctl.set_root(root_password);
+        self.auth_enabled = true;
+        tracing::info!("enabled etcd auth");
+        Ok(())
+    }
+
+    /// Waits until a majority of the running members agree on a leader, and
+    /// returns its index.
+    pub async fn leader_index(&self) -> Result<usize> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(leader) = self.current_leader().await {
+                return Ok(leader);
+            }
+            if Instant::now() >= deadline {
+                return Err(TestkitError::Timeout {
+                    what: "the members to agree on a leader".into(),
+                    waited: READY_TIMEOUT,
+                    logs: format!("\n{}", self.logs()),
+                });
+            }
+            tokio::time::sleep(health::POLL_INTERVAL).await;
+        }
+    }
+
+    /// Makes member `to` the leader (`etcdctl move-leader`) and waits until it is.
+    pub async fn move_leader(&self, to: usize) -> Result<()> {
+        let from = self.leader_index().await?;
+        if from == to {
+            return Ok(());
+        }
+        let target = format!("{:x}", self.member(to).member_id().await?);
+        self.member(from).etcdctl(&["move-leader", &target]).await?;
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while self.current_leader().await != Some(to) {
+            if Instant::now() >= deadline {
+                return Err(TestkitError::Timeout {
+                    what: format!("member m{to} to become leader"),
+                    waited: READY_TIMEOUT,
+                    logs: format!("\n{}", self.logs()),
+                });
+            }
+            tokio::time::sleep(health::POLL_INTERVAL).await;
+        }
+        tracing::info!(from, to, "moved etcd leader");
+        Ok(())
+    }
+
+    /// Waits until every running, not stopped member is healthy.
+    pub async fn wait_healthy(&self) -> Result<()> {
+        for member in &self.members {
+            if member.is_running() && !member.is_stopped() {
+                member.wait_healthy(READY_TIMEOUT).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The leader a majority of the responding members agree on, if any.
+    async fn current_leader(&self) -> Option<usize> {
+        let mut statuses = Vec::new();
+        for (index, member) in self.members.iter().enumerate() {
+            if member.is_running() && !member.is_stopped() {
+                if let Ok(status) = member.status().await {
+                    statuses.push((index, status));
+                }
+            }
+        }
+        let (leader, leader_status) = statuses
+            .iter()
+            .find(|(_, status)| status.member_id == status.leader)?;
+        let agree = statuses
+            .iter()
+            .filter(|(_, status)| status.leader == leader_status.member_id)
+            .count();
+        (agree > self.members.len() / 2).then_some(*leader)
+    }
+
+    /// Waits until every member is healthy, failing fast if one exits.
+    async fn wait_ready(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            for member in &self.members {
+                if let Some(status) = member.exit_status() {
+                    return Err(TestkitError::MemberExited {
+                        member: member.name(),
+                        status,
+                        logs: format!("\n{}", self.logs()),
+                    });
+                }
+            }
+            let mut ready = true;
+            for member in &self.members {
+                ready = ready && member.probe_health().await;
+            }
+            if ready {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(TestkitError::Timeout {
+                    what: format!("{} etcd member(s) to be healthy", self.members.len()),
+                    waited: timeout,
+                    logs: format!("\n{}", self.logs()),
+                });
+            }
+            tokio::time::sleep(health::POLL_INTERVAL).await;
+        }
+    }
+
+    /// Whether a member failed because one of its ports was taken.
+    fn port_clash(&self) -> bool {
+        self.members.iter().any(|m| {
+            std::fs::read_to_string(m.log_path())
+                .map(|log| log.contains("address already in use"))
+                .unwrap_or(false)
+        })
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // Shown by the test harness only for the failing test: the quickest
+            // way to see why etcd misbehaved.
+            eprintln!(
+                "etcd-testkit: {} cluster in {} at drop during a panic:\n{}",
+                self.binary.label(),
+                self.dir.path().display(),
+                self.logs()
+            );
+        }
+        for member in &self.members {
+            if let Err(e) = member.kill() {
+                tracing::error!(member = %member.name(), error = %e, "could not kill etcd member");
+            }
+        }
+        tracing::debug!(dir = %self.dir.path().display(), "removing etcd cluster dir");
+    }
+}

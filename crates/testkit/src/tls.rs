@@ -1,0 +1,215 @@
+//! Throw-away TLS material for clusters started with `.tls()`.
+//!
+//! Each TLS cluster gets its own CA, a server certificate valid for
+//! `127.0.0.1` and `localhost`, and a client certificate, all generated with
+//! the `openssl` command line in the cluster's temp dir. Using the real
+//! `openssl` (not a Rust PKI crate) keeps the kit free of TLS dependencies
+//! that could mask version conflicts in the client under test, and produces
+//! the same PEM files an operator would hand to etcd. Keys are ECDSA P-256,
+//! which is fast to generate and accepted by etcd 3.4 and 3.5 and by rustls.
+//!
+//! etcd with `--client-cert-auth` takes the client certificate's common name
+//! as the user name once auth is enabled, so [`TlsFiles::issue_client_cert`]
+//! makes a certificate for any common name.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::command;
+use crate::error::{Result, TestkitError};
+
+const OPENSSL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The common name of the client certificate every TLS cluster starts with.
+pub const DEFAULT_CLIENT_CN: &str = "testkit-client";
+
+/// A certificate and its private key, as PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertKey {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl CertKey {
+    /// The PEM certificate.
+    pub fn cert(&self) -> &Path {
+        &self.cert
+    }
+
+    /// The PEM private key (PKCS#8, unencrypted).
+    pub fn key(&self) -> &Path {
+        &self.key
+    }
+}
+
+/// The CA, server and client certificates of a TLS cluster.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    dir: PathBuf,
+    ca: CertKey,
+    server: CertKey,
+    client: CertKey,
+}
+
+impl TlsFiles {
+    /// Generates a CA, a server certificate for 127.0.0.1 and a client
+    /// certificate with common name [`DEFAULT_CLIENT_CN`] in `dir`.
+    pub(crate) async fn generate(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| TestkitError::io(format!("creating {}", dir.display()), e))?;
+        let ca = CertKey {
+            cert: dir.join("ca.crt"),
+            key: dir.join("ca.key"),
+        };
+        openssl(&[
+            &"req",
+            &"-x509",
+            &"-new",
+            &"-newkey",
+            &"ec",
+            &"-pkeyopt",
+            &"ec_paramgen_curve:prime256v1",
+            &"-nodes",
+            &"-days",
+            &"7",
+            &"-subj",
+            &"/CN=etcd-testkit-ca",
+            &"-addext",
+            &"basicConstraints=critical,CA:TRUE",
+            &"-addext",
+            &"keyUsage=critical,keyCertSign,cRLSign",
+            &"-keyout",
+            &ca.key,
+            &"-out",
+            &ca.cert,
+        ])
+        .await?;
+        let mut files = Self {
+            dir: dir.to_owned(),
+            server: CertKey {
+                cert: PathBuf::new(),
+                key: PathBuf::new(),
+            },
+            client: CertKey {
+                cert: PathBuf::new(),
+                key: PathBuf::new(),
+            },
+            ca,
+        };
+        files.server = files
+            .issue(
+                "server",
+                "127.0.0.1",
+                "extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+            )
+            .await?;
+        files.client = files.issue_client_cert(DEFAULT_CLIENT_CN).await?;
+        Ok(files)
+    }
+
+    /// The CA certificate (PEM) that signed the server and client certificates.
+    pub fn ca(&self) -> &Path {
+        &self.ca.cert
+    }
+
+    /// The server certificate and key etcd serves clients with.
+    pub fn server(&self) -> &CertKey {
+        &self.server
+    }
+
+    /// The client certificate (common name [`DEFAULT_CLIENT_CN`]).
+    pub fn client_cert(&self) -> &Path {
+        &self.client.cert
+    }
+
+    /// The private key of [`client_cert`](Self::client_cert).
+    pub fn client_key(&self) -> &Path {
+        &self.client.key
+    }
+
+    /// Issues a new client certificate with the given common name, signed by
+    /// the cluster's CA (for etcd's CN-based authentication).
+    pub async fn issue_client_cert(&self, common_name: &str) -> Result<CertKey> {
+        let stem: String = common_name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        self.issue(
+            &format!("client-{stem}-{}", serial()),
+            common_name,
+            "extendedKeyUsage=clientAuth\n",
+        )
+        .await
+    }
+
+    /// Makes a key and a certificate signed by the CA, with the given extensions.
+    async fn issue(&self, stem: &str, common_name: &str, extensions: &str) -> Result<CertKey> {
+        let issued = CertKey {
+            cert: self.dir.join(format!("{stem}.crt")),
+            key: self.dir.join(format!("{stem}.key")),
+        };
+        let csr = self.dir.join(format!("{stem}.csr"));
+        let ext = self.dir.join(format!("{stem}.ext"));
+        let extensions = format!("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n{extensions}");
+        std::fs::write(&ext, extensions)
+            .map_err(|e| TestkitError::io(format!("writing {}", ext.display()), e))?;
+        let subject = format!("/CN={}", common_name.replace('/', "\\/"));
+        openssl(&[
+            &"req",
+            &"-new",
+            &"-newkey",
+            &"ec",
+            &"-pkeyopt",
+            &"ec_paramgen_curve:prime256v1",
+            &"-nodes",
+            &"-subj",
+            &subject,
+            &"-keyout",
+            &issued.key,
+            &"-out",
+            &csr,
+        ])
+        .await?;
+        let serial = serial().to_string();
+        openssl(&[
+            &"x509",
+            &"-req",
+            &"-in",
+            &csr,
+            &"-CA",
+            &self.ca.cert,
+            &"-CAkey",
+            &self.ca.key,
+            &"-set_serial",
+            &serial,
+            &"-days",
+            &"7",
+            &"-extfile",
+            &ext,
+            &"-out",
+            &issued.cert,
+        ])
+        .await?;
+        Ok(issued)
+    }
+}
+
+/// Runs `openssl args...`.
+pub(crate) async fn openssl(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Result<()> {
+    command::run(Path::new("openssl"), args, &[], OPENSSL_TIMEOUT)
+        .await
+        .map(drop)
+}
+
+/// A certificate serial number unique within this process (and very likely
+/// across processes, as it starts from the clock).
+fn serial() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let start = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(1);
+    let _ = NEXT.compare_exchange(0, start, Ordering::Relaxed, Ordering::Relaxed);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}

@@ -1,0 +1,2 @@
+//! Timeout layer for etcd-tower: per-request deadlines.
+#![deny(missing_docs)]

@@ -1,0 +1,2 @@
+//! Watch engine for etcd-tower: many watchers on one stream, resumed across faults.
+#![deny(missing_docs)]

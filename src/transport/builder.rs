@@ -1,0 +1,235 @@
+//! Configuration of the transport.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+
+use super::connector::TracedConnector;
+use super::endpoint::{parse_endpoint, EndpointSet};
+use super::{Limits, Shared, Transport};
+use crate::error::{ErrorKind, EtcdError};
+use crate::validate::DEFAULT_MAX_TXN_OPS;
+
+/// The send limit of etcd's Go client (`MaxCallSendMsgSize`): 2 MiB.
+pub const DEFAULT_MAX_SEND_SIZE: usize = 2 * 1024 * 1024;
+
+/// Builds a [`Transport`]. Every setting has a default suited to a cluster
+/// on a local network; only the endpoints are required.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), etcd_tower_core::EtcdError> {
+/// use std::time::Duration;
+/// use etcd_tower_core::Transport;
+///
+/// let transport = Transport::builder(["127.0.0.1:2379", "127.0.0.1:22379"])
+///     .connect_timeout(Duration::from_secs(1))
+///     .keepalive(Duration::from_secs(5), Duration::from_secs(3))
+///     .build()?; // connects lazily: no I/O yet
+/// # drop(transport);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct TransportBuilder {
+    endpoints: Vec<String>,
+    connect_timeout: Duration,
+    keepalive_interval: Option<Duration>,
+    keepalive_timeout: Duration,
+    max_send_size: usize,
+    max_recv_size: usize,
+    max_txn_ops: usize,
+    failed_endpoint_backoff: Duration,
+    tls: Option<TlsOptions>,
+}
+
+impl TransportBuilder {
+    pub(crate) fn new<I, S>(endpoints: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        TransportBuilder {
+            endpoints: endpoints
+                .into_iter()
+                .map(|e| e.as_ref().to_owned())
+                .collect(),
+            connect_timeout: Duration::from_secs(2),
+            keepalive_interval: Some(Duration::from_secs(10)),
+            keepalive_timeout: Duration::from_secs(5),
+            max_send_size: DEFAULT_MAX_SEND_SIZE,
+            max_recv_size: usize::MAX,
+            max_txn_ops: DEFAULT_MAX_TXN_OPS,
+            failed_endpoint_backoff: Duration::from_secs(1),
+            tls: None,
+        }
+    }
+
+    /// How long to wait for a TCP (and TLS) connection before trying the
+    /// next endpoint. Default 2 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// HTTP/2 keepalive: a PING every `interval` while calls or streams are
+    /// open, and the connection closed (failing what is on it) when no
+    /// answer comes within `timeout`. This is what detects a black-holed
+    /// connection or a frozen member. Default 10 s / 5 s.
+    pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.keepalive_interval = Some(interval);
+        self.keepalive_timeout = timeout;
+        self
+    }
+
+    /// Turns HTTP/2 keepalive off.
+    pub fn no_keepalive(mut self) -> Self {
+        self.keepalive_interval = None;
+        self
+    }
+
+    /// The largest request the client sends; larger ones fail with
+    /// [`ErrorKind::RequestTooLarge`] before anything is sent.
+    /// Default 2 MiB, like etcd's Go client.
+    pub fn max_send_size(mut self, bytes: usize) -> Self {
+        self.max_send_size = bytes;
+        self
+    }
+
+    /// The largest response the client accepts. Default: unlimited.
+    pub fn max_recv_size(mut self, bytes: usize) -> Self {
+        self.max_recv_size = bytes;
+        self
+    }
+
+    /// The most operations a txn branch may hold before the client refuses
+    /// it; match the server's `--max-txn-ops`. Default 128.
+    pub fn max_txn_ops(mut self, ops: usize) -> Self {
+        self.max_txn_ops = ops;
+        self
+    }
+
+    /// How long an endpoint that failed is skipped. Default 1 s.
+    pub fn failed_endpoint_backoff(mut self, backoff: Duration) -> Self {
+        self.failed_endpoint_backoff = backoff;
+        self
+    }
+
+    /// TLS for `https://` endpoints (CA, client certificate).
+    pub fn tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Builds the transport. Connections are made lazily, on first use;
+    /// this only checks the configuration. Must run inside a Tokio runtime.
+    pub fn build(self) -> Result<Transport, EtcdError> {
+        if self.endpoints.is_empty() {
+            return Err(EtcdError::client(
+                ErrorKind::NoEndpoints,
+                "no etcd endpoint was given",
+            ));
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(EtcdError::client(
+                ErrorKind::InvalidRequest,
+                "the transport must be built inside a Tokio runtime",
+            ));
+        }
+        let tls = self.tls.as_ref().map(TlsOptions::to_tonic).transpose()?;
+        let mut slots = Vec::with_capacity(self.endpoints.len());
+        for text in &self.endpoints {
+            let uri = parse_endpoint(text)?;
+            let mut endpoint = Endpoint::from(uri.clone())
+                .connect_timeout(self.connect_timeout)
+                .tcp_nodelay(true);
+            if let Some(interval) = self.keepalive_interval {
+                endpoint = endpoint
+                    .http2_keep_alive_interval(interval)
+                    .keep_alive_timeout(self.keepalive_timeout)
+                    .keep_alive_while_idle(false);
+            }
+            if uri.scheme_str() == Some("https") {
+                let config = tls
+                    .clone()
+                    .unwrap_or_else(|| ClientTlsConfig::new().with_native_roots());
+                endpoint = endpoint.tls_config(config).map_err(|e| {
+                    EtcdError::client(ErrorKind::InvalidTls, format!("TLS for {uri}: {e}"))
+                })?;
+            }
+            let channel =
+                endpoint.connect_with_connector_lazy(TracedConnector::new(self.connect_timeout));
+            slots.push((uri, channel));
+        }
+        Ok(Transport::from_shared(Arc::new(Shared {
+            endpoints: EndpointSet::new(slots, self.failed_endpoint_backoff),
+            limits: Limits {
+                max_send_size: self.max_send_size,
+                max_recv_size: self.max_recv_size,
+                max_txn_ops: self.max_txn_ops,
+            },
+        })))
+    }
+}
+
+/// TLS settings: which CA to trust and, for client-certificate auth, the
+/// client's certificate and key (PEM).
+#[derive(Clone, Default)]
+pub struct TlsOptions {
+    ca_pem: Option<Vec<u8>>,
+    identity: Option<(Vec<u8>, Vec<u8>)>,
+    domain_name: Option<String>,
+}
+
+impl TlsOptions {
+    /// Trusts the system's roots, no client certificate.
+    pub fn new() -> Self {
+        TlsOptions::default()
+    }
+
+    /// Trusts this CA (PEM) instead of the system's roots.
+    pub fn ca_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_pem = Some(pem.into());
+        self
+    }
+
+    /// Presents this client certificate and key (PEM). With
+    /// `--client-cert-auth`, etcd takes the certificate's CN as the user.
+    pub fn identity(mut self, cert_pem: impl Into<Vec<u8>>, key_pem: impl Into<Vec<u8>>) -> Self {
+        self.identity = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// Checks the server's certificate against this name instead of the
+    /// endpoint's host.
+    pub fn domain_name(mut self, name: impl Into<String>) -> Self {
+        self.domain_name = Some(name.into());
+        self
+    }
+
+    fn to_tonic(&self) -> Result<ClientTlsConfig, EtcdError> {
+        let mut config = ClientTlsConfig::new();
+        config = match &self.ca_pem {
+            Some(pem) => config.ca_certificate(Certificate::from_pem(pem)),
+            None => config.with_native_roots(),
+        };
+        if let Some((cert, key)) = &self.identity {
+            config = config.identity(Identity::from_pem(cert, key));
+        }
+        if let Some(name) = &self.domain_name {
+            config = config.domain_name(name.clone());
+        }
+        Ok(config)
+    }
+}
+
+impl std::fmt::Debug for TlsOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsOptions")
+            .field("ca", &self.ca_pem.is_some())
+            .field("identity", &self.identity.as_ref().map(|_| "<redacted>"))
+            .field("domain_name", &self.domain_name)
+            .finish()
+    }
+}
