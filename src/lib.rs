@@ -40,10 +40,12 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod metric_names;
 pub mod proto;
 pub mod request;
 pub mod response;
 pub mod rpc;
+pub mod signal;
 pub mod stream;
 pub mod transport;
 pub mod validate;
