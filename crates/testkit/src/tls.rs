@@ -21,6 +21,9 @@ use crate::error::{Result, TestkitError};
 
 const OPENSSL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// X.509 extensions of client certificates.
+const CLIENT_EXTENSIONS: &str = "extendedKeyUsage=clientAuth\n";
+
 /// The common name of the client certificate every TLS cluster starts with.
 pub const DEFAULT_CLIENT_CN: &str = "testkit-client";
 
@@ -85,27 +88,21 @@ impl TlsFiles {
             &ca.cert,
         ])
         .await?;
-        let mut files = Self {
+        let server = issue(
+            dir,
+            &ca,
+            "server",
+            "127.0.0.1",
+            "extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .await?;
+        let client = issue(dir, &ca, "client", DEFAULT_CLIENT_CN, CLIENT_EXTENSIONS).await?;
+        Ok(Self {
             dir: dir.to_owned(),
-            server: CertKey {
-                cert: PathBuf::new(),
-                key: PathBuf::new(),
-            },
-            client: CertKey {
-                cert: PathBuf::new(),
-                key: PathBuf::new(),
-            },
             ca,
-        };
-        files.server = files
-            .issue(
-                "server",
-                "127.0.0.1",
-                "extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
-            )
-            .await?;
-        files.client = files.issue_client_cert(DEFAULT_CLIENT_CN).await?;
-        Ok(files)
+            server,
+            client,
+        })
     }
 
     /// The CA certificate (PEM) that signed the server and client certificates.
@@ -135,68 +132,78 @@ impl TlsFiles {
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect();
-        self.issue(
+        issue(
+            &self.dir,
+            &self.ca,
             &format!("client-{stem}-{}", serial()),
             common_name,
-            "extendedKeyUsage=clientAuth\n",
+            CLIENT_EXTENSIONS,
         )
         .await
     }
+}
 
-    /// Makes a key and a certificate signed by the CA, with the given extensions.
-    async fn issue(&self, stem: &str, common_name: &str, extensions: &str) -> Result<CertKey> {
-        let issued = CertKey {
-            cert: self.dir.join(format!("{stem}.crt")),
-            key: self.dir.join(format!("{stem}.key")),
-        };
-        let csr = self.dir.join(format!("{stem}.csr"));
-        let ext = self.dir.join(format!("{stem}.ext"));
-        let extensions = format!("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n{extensions}");
-        std::fs::write(&ext, extensions)
-            .map_err(|e| TestkitError::io(format!("writing {}", ext.display()), e))?;
-        let subject = format!("/CN={}", common_name.replace('/', "\\/"));
-        openssl(&[
-            &"req",
-            &"-new",
-            &"-newkey",
-            &"ec",
-            &"-pkeyopt",
-            &"ec_paramgen_curve:prime256v1",
-            &"-nodes",
-            &"-subj",
-            &subject,
-            &"-keyout",
-            &issued.key,
-            &"-out",
-            &csr,
-        ])
-        .await?;
-        let serial = serial().to_string();
-        openssl(&[
-            &"x509",
-            &"-req",
-            &"-in",
-            &csr,
-            &"-CA",
-            &self.ca.cert,
-            &"-CAkey",
-            &self.ca.key,
-            &"-set_serial",
-            &serial,
-            &"-days",
-            &"7",
-            &"-extfile",
-            &ext,
-            &"-out",
-            &issued.cert,
-        ])
-        .await?;
-        Ok(issued)
-    }
+/// Makes a key and a certificate in `dir` signed by `ca`, with the given extensions.
+async fn issue(
+    dir: &Path,
+    ca: &CertKey,
+    stem: &str,
+    common_name: &str,
+    extensions: &str,
+) -> Result<CertKey> {
+    let issued = CertKey {
+        cert: dir.join(format!("{stem}.crt")),
+        key: dir.join(format!("{stem}.key")),
+    };
+    let csr = dir.join(format!("{stem}.csr"));
+    let ext = dir.join(format!("{stem}.ext"));
+    let extensions = format!(
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n{extensions}"
+    );
+    std::fs::write(&ext, extensions)
+        .map_err(|e| TestkitError::io(format!("writing {}", ext.display()), e))?;
+    let subject = format!("/CN={}", common_name.replace('/', "\\/"));
+    openssl(&[
+        &"req",
+        &"-new",
+        &"-newkey",
+        &"ec",
+        &"-pkeyopt",
+        &"ec_paramgen_curve:prime256v1",
+        &"-nodes",
+        &"-subj",
+        &subject,
+        &"-keyout",
+        &issued.key,
+        &"-out",
+        &csr,
+    ])
+    .await?;
+    let serial = serial().to_string();
+    openssl(&[
+        &"x509",
+        &"-req",
+        &"-in",
+        &csr,
+        &"-CA",
+        &ca.cert,
+        &"-CAkey",
+        &ca.key,
+        &"-set_serial",
+        &serial,
+        &"-days",
+        &"7",
+        &"-extfile",
+        &ext,
+        &"-out",
+        &issued.cert,
+    ])
+    .await?;
+    Ok(issued)
 }
 
 /// Runs `openssl args...`.
-pub(crate) async fn openssl(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Result<()> {
+pub(crate) async fn openssl(args: &[&(dyn AsRef<std::ffi::OsStr> + Sync)]) -> Result<()> {
     command::run(Path::new("openssl"), args, &[], OPENSSL_TIMEOUT)
         .await
         .map(drop)

@@ -26,7 +26,10 @@ async fn check_auth_is_enforced(cluster: &Cluster, label: &str) {
         .await;
     assert!(wrong.is_err(), "{label}: {wrong:?}");
     let root = cluster
-        .etcdctl_as(Some(("root", "s3cret")), &["get", "k", "--print-value-only"])
+        .etcdctl_as(
+            Some(("root", "s3cret")),
+            &["get", "k", "--print-value-only"],
+        )
         .await
         .unwrap();
     assert_eq!(root.trim(), "v", "{label}");

@@ -35,7 +35,10 @@ async fn single_member_starts_healthy_and_serves() {
                 .unwrap();
             assert!(body.contains(r#""health":"true""#), "{label}: {body}");
 
-            cluster.etcdctl(&["put", "greeting", "hello"]).await.unwrap();
+            cluster
+                .etcdctl(&["put", "greeting", "hello"])
+                .await
+                .unwrap();
             let out = cluster
                 .etcdctl(&["get", "greeting", "--print-value-only"])
                 .await
@@ -58,15 +61,24 @@ async fn three_members_survive_a_follower_kill_and_restart() {
             let leader = cluster.leader_index().await.unwrap();
             assert!(cluster.member(leader).is_leader().await.unwrap(), "{label}");
             let follower = (leader + 1) % 3;
-            assert!(!cluster.member(follower).is_leader().await.unwrap(), "{label}");
+            assert!(
+                !cluster.member(follower).is_leader().await.unwrap(),
+                "{label}"
+            );
 
             let pid = cluster.member(follower).pid().unwrap();
             cluster.member(follower).kill().unwrap();
             assert_eq!(cluster.member(follower).pid(), None, "{label}");
-            assert!(!support::process_exists(pid), "{label}: pid {pid} still there");
+            assert!(
+                !support::process_exists(pid),
+                "{label}: pid {pid} still there"
+            );
 
             // Two of three still make a quorum.
-            cluster.etcdctl(&["put", "k", "written-while-down"]).await.unwrap();
+            cluster
+                .etcdctl(&["put", "k", "written-while-down"])
+                .await
+                .unwrap();
 
             cluster.member(follower).restart().await.unwrap();
             let new_pid = cluster.member(follower).pid().unwrap();
@@ -108,16 +120,22 @@ async fn sigstop_freezes_and_sigcont_resumes() {
             let member = cluster.member(0);
             member.stop().unwrap();
             assert!(member.is_stopped());
-            assert!(member.pid().is_some(), "{label}: a stopped member still runs");
+            assert!(
+                member.pid().is_some(),
+                "{label}: a stopped member still runs"
+            );
 
             // The kernel still accepts connections, but nobody answers.
-            let probe =
-                tokio::time::timeout(Duration::from_millis(500), health_once(member.client_addr()))
-                    .await;
-            assert!(probe.is_err(), "{label}: a stopped member answered: {probe:?}");
-            let get = cluster
-                .etcdctl(&["--command-timeout=1s", "get", "k"])
-                .await;
+            let probe = tokio::time::timeout(
+                Duration::from_millis(500),
+                health_once(member.client_addr()),
+            )
+            .await;
+            assert!(
+                probe.is_err(),
+                "{label}: a stopped member answered: {probe:?}"
+            );
+            let get = cluster.etcdctl(&["--command-timeout=1s", "get", "k"]).await;
             assert!(get.is_err(), "{label}: {get:?}");
 
             member.cont().unwrap();

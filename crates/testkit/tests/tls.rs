@@ -12,7 +12,10 @@ async fn tls_cluster_serves_etcdctl_with_client_certs() {
         for bin in binaries() {
             let label = bin.label();
             let cluster = Cluster::builder(&bin).tls().start().await.unwrap();
-            assert!(cluster.endpoints()[0].starts_with("https://127.0.0.1:"), "{label}");
+            assert!(
+                cluster.endpoints()[0].starts_with("https://127.0.0.1:"),
+                "{label}"
+            );
             let tls = cluster.tls().unwrap();
             for file in [tls.ca(), tls.client_cert(), tls.client_key()] {
                 assert!(file.is_file(), "{label}: {}", file.display());
@@ -33,7 +36,10 @@ async fn tls_cluster_serves_etcdctl_with_client_certs() {
                 .args([&endpoints, &cacert, "--command-timeout=2s", "get", "k"])
                 .output()
                 .unwrap();
-            assert!(!no_cert.status.success(), "{label}: etcdctl without a client cert succeeded");
+            assert!(
+                !no_cert.status.success(),
+                "{label}: etcdctl without a client cert succeeded"
+            );
 
             // A restart waits for health over the plain metrics listener.
             cluster.member(0).restart().await.unwrap();
@@ -53,15 +59,26 @@ async fn client_cert_common_name_is_the_user() {
 
             // The default client cert's CN names no user: refused.
             let refused = cluster.etcdctl_as(None, &["get", "k"]).await;
-            assert!(refused.is_err(), "{label}: CN {DEFAULT_CLIENT_CN} was let in: {refused:?}");
+            assert!(
+                refused.is_err(),
+                "{label}: CN {DEFAULT_CLIENT_CN} was let in: {refused:?}"
+            );
 
             // A cert whose CN is `root` authenticates as root, without a password.
-            let root = cluster.tls().unwrap().issue_client_cert("root").await.unwrap();
+            let root = cluster
+                .tls()
+                .unwrap()
+                .issue_client_cert("root")
+                .await
+                .unwrap();
             let cert = format!("--cert={}", root.cert().display());
             let key = format!("--key={}", root.key().display());
             let cacert = format!("--cacert={}", cluster.tls().unwrap().ca().display());
             let out = cluster
-                .etcdctl_as(None, &[&cert, &key, &cacert, "get", "k", "--print-value-only"])
+                .etcdctl_as(
+                    None,
+                    &[&cert, &key, &cacert, "get", "k", "--print-value-only"],
+                )
                 .await
                 .unwrap();
             assert_eq!(out.trim(), "v", "{label}");
