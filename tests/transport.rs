@@ -329,6 +329,18 @@ async fn auth_cluster_and_maintenance_rpcs() {
             .unwrap();
             let learner = added.member.unwrap();
             assert!(learner.is_learner);
+            // etcd 3.5.1 holds a MemberRemove that immediately follows a
+            // MemberAdd of an unreachable learner (seen: >60 s); a
+            // MemberUpdate in between lets it through at once.
+            let _: pb::MemberUpdateResponse = call(
+                &t,
+                pb::MemberUpdateRequest {
+                    id: learner.id,
+                    peer_ur_ls: vec!["http://127.0.0.1:2".into()],
+                },
+            )
+            .await
+            .unwrap();
             let _: pb::MemberRemoveResponse = call(&t, pb::MemberRemoveRequest { id: learner.id })
                 .await
                 .unwrap();
@@ -485,19 +497,22 @@ async fn a_killed_member_does_not_stall_calls() {
             let victim = (leader + 1) % 3;
             cluster.member(victim).kill().unwrap();
 
-            // Every call succeeds, and none waits for more than the connect
-            // timeout: calls that hit the dead member fail over at once.
+            // No call waits for more than the connect timeout. A call that
+            // was already written to the dead member's connection fails at
+            // once with a typed "connection lost" (the bare transport never
+            // resends what may have been sent; the retry layer decides);
+            // every other call fails over to a live member.
+            let mut lost = 0;
             for i in 0..30 {
                 let started = Instant::now();
-                let _: pb::PutResponse =
-                    call(&t, put("k", &i.to_string()))
-                        .await
-                        .unwrap_or_else(|e| {
-                            panic!("{}: call {i} failed after the kill: {e}", bin.label())
-                        });
+                match call::<pb::PutResponse>(&t, put("k", &i.to_string())).await {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == &ErrorKind::ConnectionLost && lost == 0 => lost += 1,
+                    Err(e) => panic!("{}: call {i} failed after the kill: {e}", bin.label()),
+                }
                 let _: pb::RangeResponse = call(&t, get("k")).await.unwrap();
                 assert!(
-                    started.elapsed() < connect_timeout * 2,
+                    started.elapsed() < connect_timeout,
                     "{}: call {i} took {:?}",
                     bin.label(),
                     started.elapsed()

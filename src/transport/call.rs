@@ -72,7 +72,9 @@ impl Carrier {
         let mut index = self.index;
         // The first attempt uses the very channel handle `poll_ready` made
         // ready: a clone would not hold its reserved slot.
-        let Carrier { shared, channel, .. } = self;
+        let Carrier {
+            shared, channel, ..
+        } = self;
         let mut grpc = grpc(&shared, channel);
         let mut tried: u64 = 0;
         loop {
