@@ -1,0 +1,345 @@
+//! Prefix and range arithmetic: the only place that decides which server
+//! keys a namespaced request may touch.
+//!
+//! etcd names a set of keys with a pair `(key, range_end)`:
+//!
+//! | `range_end`       | meaning                                   |
+//! |-------------------|-------------------------------------------|
+//! | empty             | the single key `key`                      |
+//! | `\0`              | every key `>= key` ("from key")           |
+//! | `\0` and key `\0` | every key                                 |
+//! | anything else     | the keys in `[key, range_end)`            |
+//!
+//! Keys sort as bytes, so the keys that start with a prefix `P` are exactly
+//! `[P, end(P))`, where `end(P)` drops `P`'s trailing `0xff` bytes and adds
+//! one to the last byte left (`"a/"` → `"a0"`, `"t\xff"` → `"u"`). A prefix
+//! made only of `0xff` bytes has no such bound: its keys are all keys
+//! `>= P`, which etcd spells with the range end `\0`.
+//!
+//! [`Prefix::interval`] maps a user's pair into that window, and never
+//! out of it: a from-key or all-keys request stops at `end(P)` instead of
+//! running to the end of the keyspace, and any other pair stays between
+//! `P + key` and `P + range_end`, both of which start with `P`.
+
+use bytes::{Bytes, BytesMut};
+
+/// The range end `\0`: "to the end of the keyspace" (or, with key `\0`,
+/// "all keys").
+const NUL: &[u8] = b"\0";
+
+/// A namespace's key prefix together with the end of its key range.
+///
+/// Cheap to clone (two reference-counted buffers).
+///
+/// ```
+/// use etcd_tower_namespace::Prefix;
+///
+/// let tenant = Prefix::new("tenant-a/");
+/// assert_eq!(tenant.key(b"config"), "tenant-a/config");
+/// assert_eq!(tenant.range_end(), "tenant-a0");
+/// // "All keys" becomes "all keys of the tenant".
+/// let (key, end) = tenant.interval(b"\0", b"\0");
+/// assert_eq!((&key[..], &end[..]), (&b"tenant-a/"[..], &b"tenant-a0"[..]));
+/// assert_eq!(tenant.strip(&"tenant-a/config".into()).as_deref(), Some(&b"config"[..]));
+/// assert_eq!(tenant.strip(&"tenant-b/config".into()), None);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Prefix {
+    prefix: Bytes,
+    end: Bytes,
+}
+
+impl Prefix {
+    /// A namespace rooted at `prefix`. An empty prefix is the whole
+    /// keyspace (the layer then changes nothing).
+    pub fn new(prefix: impl Into<Bytes>) -> Self {
+        let prefix = prefix.into();
+        let end = prefix_range_end(&prefix);
+        Prefix { prefix, end }
+    }
+
+    /// The prefix itself.
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.prefix
+    }
+
+    /// The end of the prefix's key range: see [`prefix_range_end`].
+    pub fn range_end(&self) -> &Bytes {
+        &self.end
+    }
+
+    /// Whether the prefix is empty (the namespace is the whole keyspace).
+    pub fn is_empty(&self) -> bool {
+        self.prefix.is_empty()
+    }
+
+    /// Whether a server key belongs to the namespace.
+    pub fn contains(&self, server_key: &[u8]) -> bool {
+        server_key.starts_with(&self.prefix)
+    }
+
+    /// The server key for a user key: `prefix + key`.
+    pub fn key(&self, key: &[u8]) -> Bytes {
+        if self.prefix.is_empty() {
+            return Bytes::copy_from_slice(key);
+        }
+        let mut out = BytesMut::with_capacity(self.prefix.len() + key.len());
+        out.extend_from_slice(&self.prefix);
+        out.extend_from_slice(key);
+        out.freeze()
+    }
+
+    /// Maps a user's `(key, range_end)` pair to the server's, confined to
+    /// the prefix's range (see the [module docs](self)):
+    ///
+    /// * end empty → `(prefix + key, "")`: one key;
+    /// * key `\0` and end `\0` ("all keys") → `(prefix, range_end())`;
+    /// * end `\0` ("from key") → `(prefix + key, range_end())`;
+    /// * otherwise → `(prefix + key, prefix + end)`.
+    ///
+    /// With an all-`0xff` prefix `range_end()` is itself `\0`, which is
+    /// exact there: every key at or after such a prefix starts with it.
+    pub fn interval(&self, key: &[u8], range_end: &[u8]) -> (Bytes, Bytes) {
+        if range_end.is_empty() {
+            (self.key(key), Bytes::new())
+        } else if range_end == NUL {
+            let start = if key == NUL {
+                self.prefix.clone()
+            } else {
+                self.key(key)
+            };
+            (start, self.end.clone())
+        } else {
+            (self.key(key), self.key(range_end))
+        }
+    }
+
+    /// The user key for a server key: the key without the prefix, or
+    /// `None` when the key is outside the namespace. Does not copy.
+    pub fn strip(&self, server_key: &Bytes) -> Option<Bytes> {
+        if self.contains(server_key) {
+            Some(server_key.slice(self.prefix.len()..))
+        } else {
+            None
+        }
+    }
+}
+
+/// The end of the key range `[prefix, end)` holding exactly the keys that
+/// start with `prefix`: the prefix with its trailing `0xff` bytes dropped
+/// and its last remaining byte incremented, or `\0` ("no upper bound") when
+/// the prefix is empty or made only of `0xff` bytes.
+///
+/// ```
+/// use etcd_tower_namespace::prefix_range_end;
+///
+/// assert_eq!(prefix_range_end(b"a/"), "a0");
+/// assert_eq!(prefix_range_end(b"t\xff"), "u");
+/// assert_eq!(prefix_range_end(b"a\xfe\xff\xff"), &b"a\xff"[..]);
+/// assert_eq!(prefix_range_end(b"\xff\xff"), "\0");
+/// ```
+pub fn prefix_range_end(prefix: &[u8]) -> Bytes {
+    match prefix.iter().rposition(|&b| b != 0xff) {
+        Some(last) => {
+            let mut end = BytesMut::from(&prefix[..=last]);
+            end[last] += 1;
+            end.freeze()
+        }
+        None => Bytes::from_static(NUL),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn b(s: &[u8]) -> Bytes {
+        Bytes::copy_from_slice(s)
+    }
+
+    #[test]
+    fn range_end_increments_the_last_byte_below_0xff() {
+        assert_eq!(prefix_range_end(b"a"), b(b"b"));
+        assert_eq!(prefix_range_end(b"a/"), b(b"a0"));
+        assert_eq!(prefix_range_end(b"\x00"), b(b"\x01"));
+        assert_eq!(prefix_range_end(b"a\xfe"), b(b"a\xff"));
+    }
+
+    #[test]
+    fn range_end_drops_the_0xff_tail() {
+        // Not "u\0" (what etcd's Go namespace computes): "u" itself is
+        // outside the prefix "t\xff" and "u" < "u\0".
+        assert_eq!(prefix_range_end(b"t\xff"), b(b"u"));
+        assert_eq!(prefix_range_end(b"t\xff\xff\xff"), b(b"u"));
+        assert_eq!(prefix_range_end(b"a\xfe\xff"), b(b"a\xff"));
+    }
+
+    #[test]
+    fn an_all_0xff_or_empty_prefix_has_no_upper_bound() {
+        assert_eq!(prefix_range_end(b"\xff"), b(b"\0"));
+        assert_eq!(prefix_range_end(b"\xff\xff\xff"), b(b"\0"));
+        assert_eq!(prefix_range_end(b""), b(b"\0"));
+    }
+
+    /// The defining property: `k` starts with `p` iff `p <= k < end(p)`
+    /// (with end `\0` meaning no upper bound).
+    #[test]
+    fn the_range_is_exactly_the_keys_with_the_prefix() {
+        let alphabet = [0x00u8, 0x01, b'a', b'b', 0xfe, 0xff];
+        let mut words: Vec<Vec<u8>> = vec![vec![]];
+        for _ in 0..3 {
+            let longer: Vec<Vec<u8>> = words
+                .iter()
+                .filter(|w| w.len() == words.last().map_or(0, Vec::len))
+                .flat_map(|w| {
+                    alphabet.iter().map(move |&c| {
+                        let mut w = w.clone();
+                        w.push(c);
+                        w
+                    })
+                })
+                .collect();
+            words.extend(longer);
+        }
+        for p in words.iter().filter(|w| !w.is_empty()) {
+            let end = prefix_range_end(p);
+            for k in &words {
+                let in_range = k >= p && (&end[..] == NUL || k.as_slice() < &end[..]);
+                assert_eq!(
+                    k.starts_with(p),
+                    in_range,
+                    "prefix {p:?} key {k:?} end {end:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn single_keys_get_the_prefix() {
+        let p = Prefix::new("a/");
+        assert_eq!(p.interval(b"k", b""), (b(b"a/k"), b(b"")));
+        assert_eq!(p.interval(b"\0", b""), (b(b"a/\0"), b(b"")));
+    }
+
+    #[test]
+    fn ranges_stay_inside_the_prefix() {
+        let p = Prefix::new("a/");
+        assert_eq!(p.interval(b"k", b"m"), (b(b"a/k"), b(b"a/m")));
+        // From key: up to the end of the prefix, not of the keyspace.
+        assert_eq!(p.interval(b"k", b"\0"), (b(b"a/k"), b(b"a0")));
+        // All keys: the whole prefix.
+        assert_eq!(p.interval(b"\0", b"\0"), (b(b"a/"), b(b"a0")));
+        // A user end of "\0\0" is an ordinary end.
+        assert_eq!(p.interval(b"k", b"\0\0"), (b(b"a/k"), b(b"a/\0\0")));
+    }
+
+    #[test]
+    fn a_0xff_ending_prefix_ends_at_the_next_byte() {
+        let p = Prefix::new(&b"t\xff"[..]);
+        assert_eq!(p.range_end(), &b(b"u"));
+        assert_eq!(p.interval(b"\0", b"\0"), (b(b"t\xff"), b(b"u")));
+        assert_eq!(p.interval(b"k", b"\0"), (b(b"t\xffk"), b(b"u")));
+    }
+
+    #[test]
+    fn an_all_0xff_prefix_runs_to_the_end_of_the_keyspace() {
+        let p = Prefix::new(&b"\xff\xff"[..]);
+        assert_eq!(p.interval(b"\0", b"\0"), (b(b"\xff\xff"), b(b"\0")));
+        assert_eq!(p.interval(b"k", b"\0"), (b(b"\xff\xffk"), b(b"\0")));
+        // The server reads (prefix, "\0") as "from key", never as "all
+        // keys": the start key begins with 0xff, so it cannot be "\0".
+        assert_ne!(p.interval(b"\0", b"\0").0, b(b"\0"));
+    }
+
+    #[test]
+    fn strip_removes_the_prefix_or_refuses() {
+        let p = Prefix::new("a/");
+        assert_eq!(p.strip(&b(b"a/k")), Some(b(b"k")));
+        assert_eq!(p.strip(&b(b"a/")), Some(b(b"")));
+        assert_eq!(p.strip(&b(b"a")), None);
+        assert_eq!(p.strip(&b(b"a0")), None);
+        assert_eq!(p.strip(&b(b"b/k")), None);
+    }
+
+    #[test]
+    fn nested_prefixes_compose() {
+        // An outer layer "a/" above an inner layer "b/" is the prefix "b/a/".
+        let (outer, inner, both) = (Prefix::new("a/"), Prefix::new("b/"), Prefix::new("b/a/"));
+        for (key, end) in [
+            (&b"k"[..], &b""[..]),
+            (b"k", b"m"),
+            (b"k", b"\0"),
+            (b"\0", b"\0"),
+        ] {
+            let (k1, e1) = outer.interval(key, end);
+            assert_eq!(
+                inner.interval(&k1, &e1),
+                both.interval(key, end),
+                "{key:?} {end:?}"
+            );
+        }
+        let (outer, inner, both) = (
+            Prefix::new(&b"\xff"[..]),
+            Prefix::new("b/"),
+            Prefix::new(&b"b/\xff"[..]),
+        );
+        for (key, end) in [(&b"k"[..], &b"\0"[..]), (b"\0", b"\0")] {
+            let (k1, e1) = outer.interval(key, end);
+            assert_eq!(
+                inner.interval(&k1, &e1),
+                both.interval(key, end),
+                "{key:?} {end:?}"
+            );
+        }
+    }
+
+    /// etcd's reading of a `(key, range_end)` pair, for the property below.
+    fn selects(key: &[u8], range_end: &[u8], candidate: &[u8]) -> bool {
+        match range_end {
+            [] => candidate == key,
+            [0] if key == [0] => true,
+            [0] => candidate >= key,
+            _ => key <= candidate && candidate < range_end,
+        }
+    }
+
+    fn bytes_from(
+        alphabet: &'static [u8],
+        len: std::ops::Range<usize>,
+    ) -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(proptest::sample::select(alphabet), len)
+    }
+
+    proptest! {
+        /// For every prefix, user pair and server key: the server selects
+        /// the key exactly when it is in the namespace and the user's pair
+        /// selects its stripped form. Nothing outside the prefix, nothing
+        /// missing inside it.
+        #[test]
+        fn the_server_selects_exactly_the_users_keys_inside_the_prefix(
+            prefix in bytes_from(&[0x00, b'a', 0xfe, 0xff], 1..4),
+            key in bytes_from(&[0x00, b'a', b'b', 0xff], 1..4),
+            end in prop_oneof![
+                Just(vec![]),
+                Just(vec![0]),
+                bytes_from(&[0x00, b'a', b'b', 0xff], 1..4),
+            ],
+            all in any::<bool>(),
+            candidate in bytes_from(&[0x00, b'a', b'b', 0xfe, 0xff], 0..7),
+        ) {
+            let (key, end) = if all { (vec![0], vec![0]) } else { (key, end) };
+            let p = Prefix::new(prefix.clone());
+            let (server_key, server_end) = p.interval(&key, &end);
+            let expected = candidate.starts_with(&prefix)
+                && selects(&key, &end, &candidate[prefix.len()..]);
+            prop_assert_eq!(
+                selects(&server_key, &server_end, &candidate),
+                expected,
+                "prefix {:?} user ({:?}, {:?}) server ({:?}, {:?}) candidate {:?}",
+                prefix, key, end, server_key, server_end, candidate
+            );
+        }
+    }
+}
