@@ -1,2 +1,196 @@
 //! Retry layer for etcd-tower: retries only what is safe to retry.
+//!
+//! # Why
+//!
+//! Members restart, leaders change, connections break: most failures of a
+//! healthy cluster last less than a second, and a client that surfaces each
+//! of them pushes the same retry loop into every caller. But a retry is
+//! only safe when it cannot apply a write twice. [`RetryLayer`] retries
+//! exactly what is safe, decided from the error's
+//! [`Sent`](etcd_tower_core::Sent) and the RPC's retry class
+//! ([`Rpc::is_idempotent`](etcd_tower_core::Rpc::is_idempotent), which
+//! encodes etcd's Go client's list):
+//!
+//! * **Not sent**: a request that provably never left the client (no
+//!   connection could be made, a deadline had passed before the call) is
+//!   sent again, writes included. Client-side validation errors (empty
+//!   key, too large, invalid TTL, too many ops, duplicate key, invalid
+//!   request or endpoint, no endpoints) are "not sent" too, but would fail
+//!   again: they are surfaced at once.
+//! * **Transient failures of repeatable RPCs** (reads, lease grant/revoke,
+//!   alarms, member list, status, ...): `Unavailable` answers (no leader,
+//!   leader changed, stopped, request timed out, unhealthy), too many
+//!   requests, a lost connection, a per-attempt timeout.
+//! * **Never a write that may have been applied.** A Put, DeleteRange,
+//!   Txn, Compact (or any other non-repeatable RPC) whose connection broke
+//!   after sending, or that timed out, is surfaced *as it is*: its
+//!   [`sent()`](etcd_tower_core::EtcdError::sent) is
+//!   [`Sent::MayHaveBeenApplied`](etcd_tower_core::Sent), its kind says
+//!   what happened (`ConnectionLost`, `Timeout`, `ServerTimeout`, ...) and
+//!   its `Display` ends with `[may have been applied]`. Only the caller can
+//!   tell whether repeating it is right (read it back, or use a txn guarded
+//!   on the key's revision).
+//! * **Streams.** A bidirectional request (Watch, LeaseKeepAlive) cannot be
+//!   cloned, so this layer never retries it: the watch engine and the lease
+//!   keep-alive reopen their own streams, from where they left off. A
+//!   server-streaming RPC (Snapshot, Observe) is retried like a unary one
+//!   while it *opens*; once open, errors arrive in the stream and are the
+//!   consumer's.
+//!
+//! See [`classify`] for the full table. Between attempts the layer waits
+//! an exponential backoff with jitter (25 ms, doubling up to 500 ms, +10 %),
+//! for at most 5 attempts within 10 s, within a retry budget shared by all
+//! calls ([`EtcdRetryPolicy`]). Each retry counts in the
+//! `etcd_retries_total` counter.
+//!
+//! The layer is built on `tower::retry::Retry`: each new attempt goes to a
+//! clone of the inner service, polled ready first (backpressure holds for
+//! retries too). With the transport below, a clone picks its endpoint
+//! when it is polled ready, and skips endpoints that recently failed: the
+//! next attempt goes to another member.
+//!
+//! # Where it goes in a stack
+//!
+//! ```text
+//! ServiceBuilder::new()
+//!     .layer(metrics)                  // outermost: one count and duration per caller's call
+//!     .layer(TimeoutLayer::new(total)) // optional: the whole call, retries included
+//!     .layer(RetryLayer::new())        // this layer
+//!     .layer(TimeoutLayer::new(each))  // per attempt: a frozen member costs one attempt
+//!     .layer(auth)                     // token on each attempt; its own refresh-and-resend
+//!     .layer(namespace)                //   of an expired token happens inside one attempt
+//!     .service(transport)
+//! ```
+//!
+//! * A **timeout below** the retry layer bounds each attempt, so that a
+//!   read stuck on a frozen member is retried on another; a timeout above
+//!   bounds the call as the caller sees it.
+//! * **Auth sits below** the retry layer: the auth layer owns "token
+//!   expired, log in again, resend" (a rejected call was not applied), and
+//!   each retry carries a current token. Its errors that are not transient
+//!   (wrong password, permission denied) are not retried here.
+//! * **Metrics above** count what callers see; put them below to count
+//!   every attempt. Retries themselves are counted by this layer
+//!   (`etcd_retries_total{service, rpc, kind}`).
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use etcd_tower_core::proto::etcdserverpb::{PutRequest, PutResponse};
+//! use etcd_tower_core::{Code, ErrorKind, EtcdError, EtcdRequest, EtcdResponse, ResponseBody, Sent};
+//! use etcd_tower_retry::RetryLayer;
+//! use etcd_tower_timeout::TimeoutLayer;
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), EtcdError> {
+//! // Stands in for the transport: the first attempt finds no member to
+//! // connect to (provably not sent), the second succeeds.
+//! let attempts = Arc::new(AtomicU32::new(0));
+//! let transport = tower::service_fn({
+//!     let attempts = attempts.clone();
+//!     move |_: EtcdRequest| {
+//!         let n = attempts.fetch_add(1, Ordering::SeqCst);
+//!         async move {
+//!             match n {
+//!                 0 => Err(EtcdError::new(ErrorKind::Connect, Code::Unavailable, "refused", Sent::NotSent)),
+//!                 _ => Ok(EtcdResponse::new(ResponseBody::Put(PutResponse::default()))),
+//!             }
+//!         }
+//!     }
+//! });
+//! let client = ServiceBuilder::new()
+//!     .layer(RetryLayer::new())
+//!     .layer(TimeoutLayer::new(Duration::from_secs(2))) // per attempt
+//!     .service(transport);
+//!
+//! let put = PutRequest { key: "k".into(), value: "v".into(), ..Default::default() };
+//! client.oneshot(EtcdRequest::new(put)).await?; // a put, yet retried: it was never sent
+//! assert_eq!(attempts.load(Ordering::SeqCst), 2);
+//! # Ok(())
+//! # }
+//! ```
 #![deny(missing_docs)]
+
+mod backoff;
+mod classify;
+pub mod future;
+mod layer;
+mod policy;
+
+use std::task::{Context, Poll};
+
+use etcd_tower_core::{EtcdError, EtcdRequest, EtcdResponse};
+use tower_service::Service;
+
+pub use classify::{classify, is_transient, RetryReason};
+pub use future::ResponseFuture;
+pub use layer::RetryLayer;
+pub use policy::{
+    EtcdRetryPolicy, DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_MAX, DEFAULT_JITTER,
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_ELAPSED,
+};
+
+/// Retries failed calls of the inner service when that is safe; see the
+/// [crate docs](crate).
+///
+/// The inner service must be `Clone`: each retry is sent on a clone, after
+/// polling that clone ready.
+#[derive(Clone, Debug)]
+pub struct Retry<S> {
+    inner: tower::retry::Retry<EtcdRetryPolicy, S>,
+}
+
+impl<S> Retry<S> {
+    /// Wraps `inner` with the default policy.
+    pub fn new(inner: S) -> Self {
+        Retry::with_policy(inner, EtcdRetryPolicy::new())
+    }
+
+    /// Wraps `inner` with a policy (as configured by a [`RetryLayer`]).
+    pub fn with_policy(inner: S, policy: EtcdRetryPolicy) -> Self {
+        Retry {
+            inner: tower::retry::Retry::new(policy, inner),
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        self.inner.get_ref()
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        self.inner.get_mut()
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner.into_inner()
+    }
+}
+
+impl<S> Service<EtcdRequest> for Retry<S>
+where
+    S: Service<EtcdRequest, Response = EtcdResponse, Error = EtcdError> + Clone,
+{
+    type Response = EtcdResponse;
+    type Error = EtcdError;
+    type Future = ResponseFuture<S>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), EtcdError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: EtcdRequest) -> ResponseFuture<S> {
+        ResponseFuture::new(self.inner.call(request))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests;

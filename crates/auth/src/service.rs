@@ -1,0 +1,135 @@
+//! The [`Auth`] service.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use etcd_tower_core::signal::{ReportTokenGeneration, TokenGeneration};
+use etcd_tower_core::{EtcdError, EtcdRequest, EtcdResponse, Rpc};
+use tokio::time::Instant;
+use tower_service::Service;
+
+use crate::future::{refresh_then_send, Attempt, ResponseFuture};
+use crate::layer::AuthLayer;
+use crate::token::{Credentials, Lookup, Shared};
+
+/// Logs in to etcd with a user name and password and sends the token with
+/// every call and every stream it opens; see the [crate docs](crate).
+///
+/// Clones share one token store: one `Authenticate` serves them all.
+pub struct Auth<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> Auth<S> {
+    /// Wraps `inner`, logging in as `user` with `password` (default
+    /// settings; [`AuthLayer`] has the others).
+    pub fn new(inner: S, user: impl Into<String>, password: impl Into<String>) -> Self {
+        AuthLayer::new(user, password).wrap(inner)
+    }
+
+    pub(crate) fn from_parts(inner: S, credentials: Credentials, layer: &AuthLayer) -> Self {
+        Auth {
+            inner,
+            shared: Arc::new(Shared::new(credentials, layer.settings())),
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes the layer, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// The generation of the current token: 0 before the first login, then
+    /// one more with each token obtained.
+    pub fn token_generation(&self) -> TokenGeneration {
+        TokenGeneration(self.shared.generation())
+    }
+}
+
+impl<S: Clone> Clone for Auth<S> {
+    fn clone(&self) -> Self {
+        Auth {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Auth<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Auth")
+            .field("inner", &self.inner)
+            .field("user", &self.shared.user())
+            .field("token_generation", &self.shared.generation())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Service<EtcdRequest> for Auth<S>
+where
+    S: Service<EtcdRequest, Response = EtcdResponse, Error = EtcdError> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = EtcdResponse;
+    type Error = EtcdError;
+    type Future = ResponseFuture<S>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), EtcdError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: EtcdRequest) -> ResponseFuture<S> {
+        let rpc = request.rpc();
+        if rpc == Rpc::Authenticate {
+            // A login of the caller's own: no token, no refresh.
+            return ResponseFuture::sent(self.inner.call(request), None);
+        }
+        let report = rpc.is_streaming()
+            || request
+                .meta
+                .extensions
+                .get::<ReportTokenGeneration>()
+                .is_some();
+        match self.shared.lookup(Instant::now()) {
+            Lookup::Ready(current) => {
+                let attempt = Attempt {
+                    shared: Arc::clone(&self.shared),
+                    service: self.inner.clone(),
+                    retry: request.try_clone(),
+                    generation: current.generation,
+                    report,
+                };
+                request.meta.token = current.token;
+                ResponseFuture::sent(self.inner.call(request), Some(attempt))
+            }
+            Lookup::Refresh { seen, why } => {
+                // Release what `poll_ready` reserved in the inner service
+                // (a connection slot, a concurrency permit): the login may
+                // take a while and needs a slot of its own. The slow path
+                // polls its own clone ready.
+                let fresh = self.inner.clone();
+                drop(std::mem::replace(&mut self.inner, fresh));
+                ResponseFuture::slow(Box::pin(refresh_then_send(
+                    Arc::clone(&self.shared),
+                    self.inner.clone(),
+                    request,
+                    seen,
+                    why,
+                    report,
+                )))
+            }
+        }
+    }
+}
