@@ -19,3 +19,14 @@ pub struct TokenGeneration(pub u64);
 /// [`TokenGeneration`] the call was finally sent with (after any refresh).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReportTokenGeneration;
+
+/// Put in a request's extensions to tell the auth layer that the token of
+/// this generation is suspected stale: a stream opened with it was refused,
+/// while a probe with the same token succeeded (simple tokens live in each
+/// member's memory, so the probe may have reached another member that still
+/// knows the token). The layer obtains a new token before sending this call,
+/// unless it already holds a newer one; concurrent renewals of the same
+/// generation share one `Authenticate`. A stack without an auth layer
+/// ignores it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RenewToken(pub TokenGeneration);

@@ -314,40 +314,25 @@ async fn auth_cluster_and_maintenance_rpcs() {
             .await
             .unwrap();
 
-            // Cluster membership.
+            // Cluster membership. Changes are exercised on three members by
+            // the facade's tests: on a single member, etcd 3.5.1 sometimes
+            // holds a MemberUpdate or MemberRemove that follows the MemberAdd
+            // of an unreachable learner for over a minute.
             let members: pb::MemberListResponse =
                 call(&t, pb::MemberListRequest::default()).await.unwrap();
             assert_eq!(members.members.len(), 1);
-            let added: pb::MemberAddResponse = call(
+            let err = call::<pb::MemberPromoteResponse>(
                 &t,
-                pb::MemberAddRequest {
-                    peer_ur_ls: vec!["http://127.0.0.1:1".into()],
-                    is_learner: true,
+                pb::MemberPromoteRequest {
+                    id: members.members[0].id,
                 },
             )
             .await
-            .unwrap();
-            let learner = added.member.unwrap();
-            assert!(learner.is_learner);
-            // etcd 3.5.1 holds a MemberRemove that immediately follows a
-            // MemberAdd of an unreachable learner (seen: >60 s); a
-            // MemberUpdate in between lets it through at once.
-            let _: pb::MemberUpdateResponse = call(
-                &t,
-                pb::MemberUpdateRequest {
-                    id: learner.id,
-                    peer_ur_ls: vec!["http://127.0.0.1:2".into()],
-                },
-            )
-            .await
-            .unwrap();
-            let _: pb::MemberRemoveResponse = call(&t, pb::MemberRemoveRequest { id: learner.id })
+            .unwrap_err();
+            assert_eq!(err.kind(), &ErrorKind::MemberNotLearner, "{err}");
+            let err = call::<pb::MemberRemoveResponse>(&t, pb::MemberRemoveRequest { id: 42 })
                 .await
-                .unwrap();
-            let err =
-                call::<pb::MemberRemoveResponse>(&t, pb::MemberRemoveRequest { id: learner.id })
-                    .await
-                    .unwrap_err();
+                .unwrap_err();
             assert_eq!(err.kind(), &ErrorKind::MemberNotFound, "{err}");
 
             // Maintenance.

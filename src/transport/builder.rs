@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
-
-use super::connector::TracedConnector;
+use super::connection::{Connection, Keepalive};
+use super::connector::Connector;
 use super::endpoint::{parse_endpoint, EndpointSet};
+use super::tls::TlsOptions;
 use super::{Limits, Shared, Transport};
 use crate::error::{ErrorKind, EtcdError};
 use crate::validate::DEFAULT_MAX_TXN_OPS;
@@ -137,99 +137,39 @@ impl TransportBuilder {
                 "the transport must be built inside a Tokio runtime",
             ));
         }
-        let tls = self.tls.as_ref().map(TlsOptions::to_tonic).transpose()?;
-        let mut slots = Vec::with_capacity(self.endpoints.len());
-        for text in &self.endpoints {
-            let uri = parse_endpoint(text)?;
-            let mut endpoint = Endpoint::from(uri.clone())
-                .connect_timeout(self.connect_timeout)
-                .tcp_nodelay(true);
-            if let Some(interval) = self.keepalive_interval {
-                endpoint = endpoint
-                    .http2_keep_alive_interval(interval)
-                    .keep_alive_timeout(self.keepalive_timeout)
-                    .keep_alive_while_idle(false);
-            }
-            if uri.scheme_str() == Some("https") {
-                let config = tls
-                    .clone()
-                    .unwrap_or_else(|| ClientTlsConfig::new().with_native_roots());
-                endpoint = endpoint.tls_config(config).map_err(|e| {
-                    EtcdError::client(ErrorKind::InvalidTls, format!("TLS for {uri}: {e}"))
-                })?;
-            }
-            let channel =
-                endpoint.connect_with_connector_lazy(TracedConnector::new(self.connect_timeout));
-            slots.push((uri, channel));
+        let uris = self
+            .endpoints
+            .iter()
+            .map(|text| parse_endpoint(text))
+            .collect::<Result<Vec<_>, _>>()?;
+        // The TLS configuration is made once, and only if an endpoint
+        // needs it (loading the system's roots reads files).
+        let needs_tls = uris.iter().any(|uri| uri.scheme_str() == Some("https"));
+        let tls = self.tls.clone().unwrap_or_default();
+        let tls_config = needs_tls.then(|| tls.client_config()).transpose()?;
+        let keepalive = self.keepalive_interval.map(|interval| Keepalive {
+            interval,
+            timeout: self.keepalive_timeout,
+        });
+        let mut connections = Vec::with_capacity(uris.len());
+        for uri in uris {
+            let tls = match (&tls_config, uri.scheme_str()) {
+                (Some(config), Some("https")) => {
+                    let host = uri.host().unwrap_or_default();
+                    Some((config.clone(), tls.server_name(host)?))
+                }
+                _ => None,
+            };
+            let connector = Connector::new(self.connect_timeout, tls);
+            connections.push(Connection::new(uri, connector, keepalive));
         }
         Ok(Transport::from_shared(Arc::new(Shared {
-            endpoints: EndpointSet::new(slots, self.failed_endpoint_backoff),
+            endpoints: EndpointSet::new(connections, self.failed_endpoint_backoff),
             limits: Limits {
                 max_send_size: self.max_send_size,
                 max_recv_size: self.max_recv_size,
                 max_txn_ops: self.max_txn_ops,
             },
         })))
-    }
-}
-
-/// TLS settings: which CA to trust and, for client-certificate auth, the
-/// client's certificate and key (PEM).
-#[derive(Clone, Default)]
-pub struct TlsOptions {
-    ca_pem: Option<Vec<u8>>,
-    identity: Option<(Vec<u8>, Vec<u8>)>,
-    domain_name: Option<String>,
-}
-
-impl TlsOptions {
-    /// Trusts the system's roots, no client certificate.
-    pub fn new() -> Self {
-        TlsOptions::default()
-    }
-
-    /// Trusts this CA (PEM) instead of the system's roots.
-    pub fn ca_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.ca_pem = Some(pem.into());
-        self
-    }
-
-    /// Presents this client certificate and key (PEM). With
-    /// `--client-cert-auth`, etcd takes the certificate's CN as the user.
-    pub fn identity(mut self, cert_pem: impl Into<Vec<u8>>, key_pem: impl Into<Vec<u8>>) -> Self {
-        self.identity = Some((cert_pem.into(), key_pem.into()));
-        self
-    }
-
-    /// Checks the server's certificate against this name instead of the
-    /// endpoint's host.
-    pub fn domain_name(mut self, name: impl Into<String>) -> Self {
-        self.domain_name = Some(name.into());
-        self
-    }
-
-    fn to_tonic(&self) -> Result<ClientTlsConfig, EtcdError> {
-        let mut config = ClientTlsConfig::new();
-        config = match &self.ca_pem {
-            Some(pem) => config.ca_certificate(Certificate::from_pem(pem)),
-            None => config.with_native_roots(),
-        };
-        if let Some((cert, key)) = &self.identity {
-            config = config.identity(Identity::from_pem(cert, key));
-        }
-        if let Some(name) = &self.domain_name {
-            config = config.domain_name(name.clone());
-        }
-        Ok(config)
-    }
-}
-
-impl std::fmt::Debug for TlsOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsOptions")
-            .field("ca", &self.ca_pem.is_some())
-            .field("identity", &self.identity.as_ref().map(|_| "<redacted>"))
-            .field("domain_name", &self.domain_name)
-            .finish()
     }
 }

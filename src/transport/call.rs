@@ -1,18 +1,25 @@
-//! Carrying one call over a channel, by shape.
+//! Carrying one call over an HTTP/2 connection, by shape: the gRPC
+//! protocol (request head, framed messages, status in the trailers) spoken
+//! over h2 directly.
 
+use std::future::poll_fn;
+use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 
 use bytes::{Bytes, BytesMut};
+use futures_core::Stream;
 use futures_util::StreamExt;
+use http::header::{CONTENT_TYPE, TE};
 use http::uri::PathAndQuery;
-use tonic::client::Grpc;
-use tonic::metadata::MetadataMap;
-use tonic::transport::Channel;
-use tonic_prost::ProstCodec;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use tokio::sync::oneshot;
 
-use super::codec::PreEncodedCodec;
+use super::codec;
+use super::connection::{ActiveGuard, ConnectionInfo, Live};
 use super::{BoxCall, Shared};
-use crate::error::{ErrorKind, EtcdError, Sent};
+use crate::error::{Code, ErrorKind, EtcdError, Sent};
 use crate::request::RequestMeta;
 use crate::rpc::{Dispatch, ResponseBody, Rpc};
 use crate::stream::{RequestStream, ResponseStream};
@@ -23,95 +30,262 @@ const TOKEN_KEY: &str = "token";
 /// gRPC metadata key that asks a member to refuse calls while leaderless.
 const HAS_LEADER_KEY: &str = "hasleader";
 
-/// One call's way to the server: the endpoint `poll_ready` chose, its ready
-/// channel, and the metadata to send.
-pub(super) struct Carrier {
-    pub(super) shared: Arc<Shared>,
+/// One call's way to the server: the endpoint `poll_ready` chose, its
+/// ready connection (`None`: the call connects first), and the metadata
+/// to send.
+pub(super) struct Carrier<'a> {
+    pub(super) shared: &'a Arc<Shared>,
     pub(super) index: usize,
-    pub(super) channel: Channel,
+    pub(super) live: Option<&'a mut Live>,
     pub(super) meta: RequestMeta,
 }
 
-impl Carrier {
-    fn metadata(&self) -> MetadataMap {
-        let mut headers = http::HeaderMap::new();
-        if let Some(token) = &self.meta.token {
-            headers.insert(TOKEN_KEY, token.header_value().clone());
-        }
-        if self.meta.require_leader {
-            headers.insert(HAS_LEADER_KEY, http::HeaderValue::from_static("true"));
-        }
-        MetadataMap::from_headers(headers)
+/// The request head: `POST /service/Method`, gRPC content type, and the
+/// metadata.
+fn head(
+    info: &ConnectionInfo,
+    rpc: Rpc,
+    meta: &RequestMeta,
+) -> Result<http::Request<()>, EtcdError> {
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(info.scheme.clone());
+    parts.authority = Some(info.authority.clone());
+    parts.path_and_query = Some(PathAndQuery::from_static(rpc.path()));
+    let uri = Uri::from_parts(parts)
+        .map_err(|e| EtcdError::client(ErrorKind::InvalidEndpoint, e.to_string()))?;
+    let mut request = http::Request::new(());
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = uri;
+    let headers = request.headers_mut();
+    headers.reserve(4);
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert(TE, HeaderValue::from_static("trailers"));
+    if let Some(token) = &meta.token {
+        headers.insert(TOKEN_KEY, token.header_value().clone());
     }
-
-    /// Encodes a single request message, refusing it when it is over the
-    /// send limit.
-    fn encode<M: prost::Message>(&self, rpc: Rpc, message: &M) -> Result<Bytes, EtcdError> {
-        let len = message.encoded_len();
-        let limit = self.shared.limits.max_send_size;
-        if len > limit {
-            return Err(EtcdError::client(
-                ErrorKind::RequestTooLarge,
-                format!("{rpc} request is {len} bytes; the send limit is {limit}"),
-            ));
-        }
-        let mut buf = BytesMut::with_capacity(len);
-        message.encode_raw(&mut buf);
-        Ok(buf.freeze())
+    if meta.require_leader {
+        headers.insert(HAS_LEADER_KEY, HeaderValue::from_static("true"));
     }
+    Ok(request)
+}
 
-    /// Sends an encoded request, moving to the next endpoint for as long as
-    /// connections cannot be made (nothing was sent, so nothing can be
-    /// applied twice).
-    async fn with_failover<T, F, Fut>(self, mut attempt: F) -> Result<T, EtcdError>
-    where
-        F: FnMut(Grpc<Channel>, MetadataMap) -> Fut,
-        Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+/// The connection could not take the stream: nothing was sent. The
+/// connection is dropped, so the next call makes a new one.
+fn not_sent(info: &ConnectionInfo, error: h2::Error) -> EtcdError {
+    info.close();
+    EtcdError::client(
+        ErrorKind::Connect,
+        format!("the connection to {} is closed: {error}", info.authority),
+    )
+    .with_source(error)
+}
+
+/// The connection or stream failed after the request may have left.
+fn lost(error: h2::Error) -> EtcdError {
+    EtcdError::new(
+        ErrorKind::ConnectionLost,
+        Code::Unavailable,
+        format!("connection lost: {error}"),
+        Sent::MayHaveBeenApplied,
+    )
+    .with_source(error)
+}
+
+/// A status the server sent (or one the client inferred from what it
+/// received), classified from its code and catalogue message.
+fn status(status: tonic::Status) -> EtcdError {
+    EtcdError::from_status(status)
+}
+
+/// The outcome a response head already carries: an HTTP error, or the
+/// status of a trailers-only response (no messages).
+fn head_status(response: &http::response::Parts) -> Option<tonic::Status> {
+    if response.status != StatusCode::OK {
+        return Some(http_status(response.status));
+    }
+    tonic::Status::from_header_map(&response.headers)
+}
+
+/// gRPC's mapping of an HTTP status without a gRPC status to a code.
+fn http_status(http: StatusCode) -> tonic::Status {
+    let code = match http {
+        StatusCode::BAD_REQUEST => tonic::Code::Internal,
+        StatusCode::UNAUTHORIZED => tonic::Code::Unauthenticated,
+        StatusCode::FORBIDDEN => tonic::Code::PermissionDenied,
+        StatusCode::NOT_FOUND => tonic::Code::Unimplemented,
+        StatusCode::TOO_MANY_REQUESTS
+        | StatusCode::BAD_GATEWAY
+        | StatusCode::SERVICE_UNAVAILABLE
+        | StatusCode::GATEWAY_TIMEOUT => tonic::Code::Unavailable,
+        _ => tonic::Code::Unknown,
+    };
+    tonic::Status::new(code, format!("HTTP status {http} without a gRPC status"))
+}
+
+/// The call's status from its trailers.
+fn trailer_status(trailers: Option<&HeaderMap>) -> Result<(), tonic::Status> {
+    // The common case without building a `Status` (which clones the map).
+    if trailers
+        .and_then(|t| t.get("grpc-status"))
+        .is_some_and(|code| code == "0")
     {
-        let metadata = self.metadata();
-        let mut index = self.index;
-        // The first attempt uses the very channel handle `poll_ready` made
-        // ready: a clone would not hold its reserved slot.
-        let Carrier {
-            shared, channel, ..
-        } = self;
-        let mut grpc = grpc(&shared, channel);
-        let mut tried: u64 = 0;
-        loop {
-            tried |= 1u64
-                .checked_shl(u32::try_from(index).unwrap_or(u32::MAX))
-                .unwrap_or(0);
-            let error = match attempt(grpc, metadata.clone()).await {
-                Ok(value) => return Ok(value),
-                Err(status) => EtcdError::from_status(status),
-            };
-            note_failure(&shared, index, &error);
-            if error.sent() != Sent::NotSent {
-                return Err(error);
-            }
-            let Some(next) = shared.endpoints.pick_untried(tried) else {
-                return Err(error);
-            };
-            tracing::debug!(
-                from = %shared.endpoints.slot(index).uri,
-                to = %shared.endpoints.slot(next).uri,
-                %error,
-                "etcd call not sent; trying the next endpoint"
-            );
-            index = next;
-            grpc = self::grpc(&shared, shared.endpoints.slot(next).channel.clone());
-            grpc.ready().await.map_err(|e| {
-                EtcdError::client(ErrorKind::Connect, format!("channel closed: {e}"))
-            })?;
-        }
+        return Ok(());
+    }
+    match trailers.and_then(tonic::Status::from_header_map) {
+        Some(status) if status.code() == tonic::Code::Ok => Ok(()),
+        Some(status) => Err(status),
+        None => Err(tonic::Status::unknown(
+            "the response ended without a gRPC status",
+        )),
     }
 }
 
-/// A gRPC client over a channel, with the transport's size limits.
-fn grpc(shared: &Shared, channel: Channel) -> Grpc<Channel> {
-    Grpc::new(channel)
-        .max_encoding_message_size(shared.limits.max_send_size)
-        .max_decoding_message_size(shared.limits.max_recv_size)
+/// Reads the next chunk of a response body, returning its flow-control
+/// capacity to the connection at once: the message is in memory now.
+fn poll_chunk(
+    body: &mut h2::RecvStream,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Bytes, h2::Error>>> {
+    let chunk = ready!(body.poll_data(cx));
+    if let Some(Ok(data)) = &chunk {
+        if let Err(error) = body.flow_control().release_capacity(data.len()) {
+            return Poll::Ready(Some(Err(error)));
+        }
+    }
+    Poll::Ready(chunk)
+}
+
+/// Opens a stream on the connection. Nothing is sent if this fails (the
+/// error says [`Sent::NotSent`]).
+fn start(
+    live: &mut Live,
+    rpc: Rpc,
+    meta: &RequestMeta,
+) -> Result<
+    (
+        h2::client::ResponseFuture,
+        h2::SendStream<Bytes>,
+        ActiveGuard,
+    ),
+    EtcdError,
+> {
+    let request = head(&live.info, rpc, meta)?;
+    let (response, sending) = live
+        .send
+        .send_request(request, false)
+        .map_err(|e| not_sent(&live.info, e))?;
+    Ok((response, sending, live.info.open()))
+}
+
+/// Sends a whole request (its one framed message) on a new stream. The
+/// frame is taken only once the stream is open, so that it is still there
+/// to send elsewhere when the connection could not take it.
+fn send_framed(
+    live: &mut Live,
+    rpc: Rpc,
+    meta: &RequestMeta,
+    frame: &mut Option<Bytes>,
+) -> Result<(h2::client::ResponseFuture, ActiveGuard), EtcdError> {
+    let (response, mut sending, open) = start(live, rpc, meta)?;
+    sending
+        .send_data(frame.take().unwrap_or_default(), true)
+        .map_err(lost)?;
+    Ok((response, open))
+}
+
+/// After a first attempt that sent nothing (no connection could be made,
+/// or it was closed before the stream opened), sends the request to the
+/// next endpoints, for as long as nothing is sent, so that nothing can be
+/// applied twice. Returns the sent stream and the endpoint it went to.
+async fn resend(
+    shared: &Shared,
+    mut index: usize,
+    mut error: EtcdError,
+    rpc: Rpc,
+    meta: &RequestMeta,
+    mut frame: Option<Bytes>,
+) -> Result<(h2::client::ResponseFuture, ActiveGuard, usize), EtcdError> {
+    let bit = |i: usize| {
+        1u64.checked_shl(u32::try_from(i).unwrap_or(u32::MAX))
+            .unwrap_or(0)
+    };
+    let mut tried = bit(index);
+    loop {
+        note_failure(shared, index, &error);
+        if error.sent() != Sent::NotSent || frame.is_none() {
+            return Err(error);
+        }
+        let Some(next) = shared.endpoints.pick_untried(tried) else {
+            return Err(error);
+        };
+        tracing::debug!(
+            from = %shared.endpoints.slot(index).uri(),
+            to = %shared.endpoints.slot(next).uri(),
+            %error,
+            "etcd call not sent; trying the next endpoint"
+        );
+        index = next;
+        tried |= bit(next);
+        error = match shared.endpoints.slot(next).connection.live().await {
+            Ok(mut live) => match send_framed(&mut live, rpc, meta, &mut frame) {
+                Ok((response, open)) => return Ok((response, open, index)),
+                Err(error) => error,
+            },
+            Err(error) => error,
+        };
+    }
+}
+
+/// Receives the answer to a unary call.
+async fn receive_unary<Resp>(
+    response: h2::client::ResponseFuture,
+    _open: ActiveGuard,
+    max_recv: usize,
+) -> Result<Resp, EtcdError>
+where
+    Resp: prost::Message + Default,
+{
+    let (parts, mut body) = response.await.map_err(lost)?.into_parts();
+    if let Some(head) = head_status(&parts) {
+        return Err(match head.code() {
+            tonic::Code::Ok => status(tonic::Status::internal("Missing response message.")),
+            _ => status(head),
+        });
+    }
+    // Almost always the message comes in one DATA frame: decode it from
+    // that frame's bytes, without copying.
+    let mut first: Option<Bytes> = None;
+    let mut more: Option<BytesMut> = None;
+    while let Some(chunk) = poll_fn(|cx| poll_chunk(&mut body, cx)).await {
+        let chunk = chunk.map_err(lost)?;
+        match (&first, &mut more) {
+            (None, _) => first = Some(chunk),
+            (Some(head), None) => {
+                let mut joined = BytesMut::with_capacity(head.len() + chunk.len());
+                joined.extend_from_slice(head);
+                joined.extend_from_slice(&chunk);
+                more = Some(joined);
+            }
+            (Some(_), Some(joined)) => joined.extend_from_slice(&chunk),
+        }
+    }
+    let trailers = poll_fn(|cx| body.poll_trailers(cx)).await.map_err(lost)?;
+    trailer_status(trailers.as_ref()).map_err(status)?;
+    let received = match (more, first) {
+        (Some(joined), _) => joined.freeze(),
+        (None, Some(first)) => first,
+        (None, None) => return Err(status(tonic::Status::internal("Missing response message."))),
+    };
+    let len = codec::message_len(&received, max_recv)
+        .map_err(status)?
+        .unwrap_or(usize::MAX);
+    if received.len() != codec::PREFIX_LEN.saturating_add(len) {
+        return Err(status(codec::bad_frame(format!(
+            "a unary response must be one whole message; received {} bytes",
+            received.len()
+        ))));
+    }
+    codec::decode(received.slice(codec::PREFIX_LEN..)).map_err(status)
 }
 
 /// Records a connection failure against the endpoint.
@@ -121,15 +295,81 @@ fn note_failure(shared: &Shared, index: usize, error: &EtcdError) {
     }
 }
 
-fn path(rpc: Rpc) -> PathAndQuery {
-    PathAndQuery::from_static(rpc.path())
+impl Carrier<'_> {
+    /// Sends a one-message request now, on the connection `poll_ready`
+    /// reserved; returns what the call's future needs to finish it (and
+    /// to fail over, if nothing could be sent).
+    fn send_now(self, rpc: Rpc, frame: Bytes) -> Unsent {
+        let mut frame = Some(frame);
+        let first = match self.live {
+            Some(live) => match send_framed(live, rpc, &self.meta, &mut frame) {
+                Ok(sent) => First::Sent(sent),
+                Err(error) => First::Failed(error),
+            },
+            None => First::Connect,
+        };
+        Unsent {
+            shared: self.shared.clone(),
+            index: self.index,
+            meta: self.meta,
+            frame,
+            first,
+        }
+    }
 }
 
-fn inbound<T: Send + 'static>(stream: tonic::Streaming<T>) -> ResponseStream<T> {
-    Box::pin(stream.map(|item| item.map_err(EtcdError::from_status)))
+/// A one-message request as `call` left it.
+struct Unsent {
+    shared: Arc<Shared>,
+    index: usize,
+    meta: RequestMeta,
+    /// The frame, while nothing has been sent.
+    frame: Option<Bytes>,
+    first: First,
 }
 
-impl Dispatch for Carrier {
+/// How the first attempt went.
+enum First {
+    /// Sent on the connection `poll_ready` reserved.
+    Sent((h2::client::ResponseFuture, ActiveGuard)),
+    /// The endpoint had no connection: connect, then send.
+    Connect,
+    /// Nothing could be sent there.
+    Failed(EtcdError),
+}
+
+/// A sent request: its response, the open-call count it holds, and the
+/// endpoint it went to.
+type SentCall = (h2::client::ResponseFuture, ActiveGuard, Arc<Shared>, usize);
+
+impl Unsent {
+    /// The sent stream, after failing over if the first attempt sent
+    /// nothing.
+    async fn sent(self, rpc: Rpc) -> Result<SentCall, EtcdError> {
+        let Unsent {
+            shared,
+            index,
+            meta,
+            mut frame,
+            first,
+        } = self;
+        let error = match first {
+            First::Sent((response, open)) => return Ok((response, open, shared, index)),
+            First::Failed(error) => error,
+            First::Connect => match shared.endpoints.slot(index).connection.live().await {
+                Ok(mut live) => match send_framed(&mut live, rpc, &meta, &mut frame) {
+                    Ok((response, open)) => return Ok((response, open, shared, index)),
+                    Err(error) => error,
+                },
+                Err(error) => error,
+            },
+        };
+        let (response, open, index) = resend(&shared, index, error, rpc, &meta, frame).await?;
+        Ok((response, open, shared, index))
+    }
+}
+
+impl Dispatch for Carrier<'_> {
     type Output = Result<BoxCall, EtcdError>;
 
     fn unary<Req, Resp>(self, rpc: Rpc, body: Req, wrap: fn(Resp) -> ResponseBody) -> Self::Output
@@ -137,20 +377,19 @@ impl Dispatch for Carrier {
         Req: prost::Message + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
-        let encoded = self.encode(rpc, &body)?;
+        let limits = self.shared.limits;
+        let frame = codec::encode(rpc, &body, limits.max_send_size)?;
         drop(body);
+        let unsent = self.send_now(rpc, frame);
         Ok(Box::pin(async move {
-            let response = self
-                .with_failover(|mut grpc, metadata| {
-                    let request =
-                        tonic::Request::from_parts(metadata, Default::default(), encoded.clone());
-                    async move {
-                        grpc.unary(request, path(rpc), PreEncodedCodec::<Resp>::default())
-                            .await
-                    }
-                })
-                .await?;
-            Ok(EtcdResponse::new(wrap(response.into_inner())))
+            let (response, open, shared, index) = unsent.sent(rpc).await?;
+            match receive_unary::<Resp>(response, open, limits.max_recv_size).await {
+                Ok(message) => Ok(EtcdResponse::new(wrap(message))),
+                Err(error) => {
+                    note_failure(&shared, index, &error);
+                    Err(error)
+                }
+            }
         }))
     }
 
@@ -164,24 +403,19 @@ impl Dispatch for Carrier {
         Req: prost::Message + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
-        let encoded = self.encode(rpc, &body)?;
+        let limits = self.shared.limits;
+        let frame = codec::encode(rpc, &body, limits.max_send_size)?;
         drop(body);
+        let unsent = self.send_now(rpc, frame);
         Ok(Box::pin(async move {
-            let response = self
-                .with_failover(|mut grpc, metadata| {
-                    let request =
-                        tonic::Request::from_parts(metadata, Default::default(), encoded.clone());
-                    async move {
-                        grpc.server_streaming(
-                            request,
-                            path(rpc),
-                            PreEncodedCodec::<Resp>::default(),
-                        )
-                        .await
-                    }
-                })
-                .await?;
-            Ok(EtcdResponse::new(wrap(inbound(response.into_inner()))))
+            let (response, open, shared, index) = unsent.sent(rpc).await?;
+            match GrpcStream::<Resp>::receive(response, open, None, limits.max_recv_size).await {
+                Ok(stream) => Ok(EtcdResponse::new(wrap(Box::pin(stream)))),
+                Err(error) => {
+                    note_failure(&shared, index, &error);
+                    Err(error)
+                }
+            }
         }))
     }
 
@@ -195,26 +429,185 @@ impl Dispatch for Carrier {
         Req: prost::Message + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
+        let limits = self.shared.limits;
+        let first = match self.live {
+            Some(live) => Some(start(live, rpc, &self.meta).inspect_err(|error| {
+                note_failure(self.shared, self.index, error);
+            })?),
+            None => None,
+        };
+        let shared = self.shared.clone();
+        let index = self.index;
+        let meta = self.meta;
         Ok(Box::pin(async move {
-            let request = tonic::Request::from_parts(self.metadata(), Default::default(), body);
-            let Carrier {
-                shared,
-                index,
-                channel,
-                ..
-            } = self;
-            let mut grpc = grpc(&shared, channel);
-            match grpc
-                .streaming(request, path(rpc), ProstCodec::<Req, Resp>::default())
+            let (response, sending, open) = match first {
+                Some(opened) => opened,
+                None => {
+                    let opened = match shared.endpoints.slot(index).connection.live().await {
+                        Ok(mut live) => start(&mut live, rpc, &meta),
+                        Err(error) => Err(error),
+                    };
+                    opened.inspect_err(|error| note_failure(&shared, index, error))?
+                }
+            };
+            // The outbound messages are sent by a task of their own, so
+            // that sending never waits for the consumer to read.
+            let (cancel, canceled) = oneshot::channel();
+            tokio::spawn(send_all(rpc, body, sending, canceled, limits.max_send_size));
+            match GrpcStream::<Resp>::receive(response, open, Some(cancel), limits.max_recv_size)
                 .await
             {
-                Ok(response) => Ok(EtcdResponse::new(wrap(inbound(response.into_inner())))),
-                Err(status) => {
-                    let error = EtcdError::from_status(status);
+                Ok(stream) => Ok(EtcdResponse::new(wrap(Box::pin(stream)))),
+                Err(error) => {
                     note_failure(&shared, index, &error);
                     Err(error)
                 }
             }
         }))
+    }
+}
+
+/// Sends the outbound messages of a bidirectional stream until they end
+/// (then half-closes), the server resets the stream, or the response
+/// stream is dropped or ends (then cancels it).
+async fn send_all<Req: prost::Message>(
+    rpc: Rpc,
+    mut outbound: RequestStream<Req>,
+    mut sending: h2::SendStream<Bytes>,
+    mut canceled: oneshot::Receiver<()>,
+    limit: usize,
+) {
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = &mut canceled => {
+                sending.send_reset(h2::Reason::CANCEL);
+                return;
+            }
+            reset = poll_fn(|cx| sending.poll_reset(cx)) => {
+                tracing::trace!(?reset, %rpc, "etcd stream reset by the server");
+                return;
+            }
+            next = outbound.next() => next,
+        };
+        let sent = match next {
+            Some(message) => match codec::encode(rpc, &message, limit) {
+                Ok(frame) => sending.send_data(frame, false),
+                Err(error) => {
+                    // The caller sees the stream fail (reset by the client).
+                    tracing::warn!(%error, %rpc, "etcd stream message refused; canceling the stream");
+                    sending.send_reset(h2::Reason::CANCEL);
+                    return;
+                }
+            },
+            None => {
+                if let Err(error) = sending.send_data(Bytes::new(), true) {
+                    tracing::trace!(%error, %rpc, "etcd stream closed before its half-close");
+                }
+                return;
+            }
+        };
+        if let Err(error) = sent {
+            tracing::trace!(%error, %rpc, "etcd stream closed while sending");
+            return;
+        }
+    }
+}
+
+/// The inbound messages of a streaming call.
+struct GrpcStream<Resp> {
+    body: h2::RecvStream,
+    buf: BytesMut,
+    state: Reading,
+    max_recv: usize,
+    /// Counts the stream as open for keepalive; dropped when it ends.
+    open: Option<ActiveGuard>,
+    /// Dropping it stops the task sending the outbound messages.
+    cancel: Option<oneshot::Sender<()>>,
+    _messages: PhantomData<fn() -> Resp>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    Data,
+    Trailers,
+    Done,
+}
+
+impl<Resp: prost::Message + Default> GrpcStream<Resp> {
+    /// Waits for the response head; fails if it carries an error.
+    async fn receive(
+        response: h2::client::ResponseFuture,
+        open: ActiveGuard,
+        cancel: Option<oneshot::Sender<()>>,
+        max_recv: usize,
+    ) -> Result<Self, EtcdError> {
+        let (parts, body) = response.await.map_err(lost)?.into_parts();
+        let state = match head_status(&parts) {
+            Some(head) if head.code() != tonic::Code::Ok => return Err(status(head)),
+            Some(_) => Reading::Done,
+            None => Reading::Data,
+        };
+        Ok(GrpcStream {
+            body,
+            buf: BytesMut::new(),
+            state,
+            max_recv,
+            open: Some(open),
+            cancel,
+            _messages: PhantomData,
+        })
+    }
+
+    fn finish(&mut self, last: Option<EtcdError>) -> Poll<Option<Result<Resp, EtcdError>>> {
+        self.state = Reading::Done;
+        self.cancel = None;
+        self.open = None;
+        Poll::Ready(last.map(Err))
+    }
+}
+
+impl<Resp: prost::Message + Default> Stream for GrpcStream<Resp> {
+    type Item = Result<Resp, EtcdError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            match this.state {
+                Reading::Data => {
+                    match codec::split_message(&mut this.buf, this.max_recv) {
+                        Ok(Some(message)) => {
+                            return match codec::decode(message) {
+                                Ok(message) => Poll::Ready(Some(Ok(message))),
+                                Err(e) => this.finish(Some(status(e))),
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => return this.finish(Some(status(e))),
+                    }
+                    match ready!(poll_chunk(&mut this.body, cx)) {
+                        Some(Ok(chunk)) => this.buf.extend_from_slice(&chunk),
+                        Some(Err(error)) => return this.finish(Some(lost(error))),
+                        None => this.state = Reading::Trailers,
+                    }
+                }
+                Reading::Trailers => {
+                    let trailers = match ready!(this.body.poll_trailers(cx)) {
+                        Ok(trailers) => trailers,
+                        Err(error) => return this.finish(Some(lost(error))),
+                    };
+                    if let Err(e) = trailer_status(trailers.as_ref()) {
+                        return this.finish(Some(status(e)));
+                    }
+                    if !this.buf.is_empty() {
+                        return this.finish(Some(status(codec::bad_frame(
+                            "the stream ended inside a message",
+                        ))));
+                    }
+                    return this.finish(None);
+                }
+                Reading::Done => return Poll::Ready(None),
+            }
+        }
     }
 }

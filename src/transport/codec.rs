@@ -1,56 +1,132 @@
-//! A gRPC codec whose request side is already encoded.
+//! gRPC message framing: a 1-byte compression flag, a 4-byte big-endian
+//! length, then the protobuf message.
 //!
-//! The transport encodes a unary request once, into [`Bytes`], before the
-//! first attempt. Checking the send limit needs its size anyway, and an
-//! encoded request can be offered to the next endpoint when a connection
-//! could not be made, for the price of a reference count instead of a deep
-//! clone of the message.
+//! A request is encoded once, framed, into [`Bytes`], before the first
+//! attempt. Checking the send limit needs its size anyway, and a framed
+//! request can be offered to the next endpoint when a connection could not
+//! be made, for the price of a reference count instead of a deep clone of
+//! the message. Responses are decoded from the received `Bytes` in place:
+//! prost slices `bytes` fields (keys, values) out of the received frame
+//! without copying them.
 
-use std::marker::PhantomData;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use bytes::{BufMut, Bytes};
-use tonic::codec::{Codec, EncodeBuf, Encoder};
-use tonic::Status;
-use tonic_prost::ProstDecoder;
+use crate::error::{ErrorKind, EtcdError};
+use crate::rpc::Rpc;
 
-/// Sends pre-encoded bytes, decodes responses of type `U` with prost.
-#[derive(Debug)]
-pub(crate) struct PreEncodedCodec<U>(PhantomData<fn() -> U>);
+/// Bytes before each message.
+pub(crate) const PREFIX_LEN: usize = 5;
 
-impl<U> Default for PreEncodedCodec<U> {
-    fn default() -> Self {
-        PreEncodedCodec(PhantomData)
+/// Encodes and frames one request message, refusing it when it is over
+/// the send limit.
+pub(crate) fn encode<M: prost::Message>(
+    rpc: Rpc,
+    message: &M,
+    limit: usize,
+) -> Result<Bytes, EtcdError> {
+    let len = message.encoded_len();
+    if len > limit {
+        return Err(EtcdError::client(
+            ErrorKind::RequestTooLarge,
+            format!("{rpc} request is {len} bytes; the send limit is {limit}"),
+        ));
+    }
+    let framed_len = u32::try_from(len).map_err(|_| {
+        EtcdError::client(
+            ErrorKind::RequestTooLarge,
+            format!("{rpc} request is {len} bytes"),
+        )
+    })?;
+    let mut buf = BytesMut::with_capacity(PREFIX_LEN + len);
+    buf.put_u8(0);
+    buf.put_u32(framed_len);
+    message.encode_raw(&mut buf);
+    Ok(buf.freeze())
+}
+
+/// A received frame that cannot be decoded, as a gRPC status (the form
+/// tonic reported these in, so that they classify the same way).
+pub(crate) fn bad_frame(message: impl Into<String>) -> tonic::Status {
+    tonic::Status::internal(message.into())
+}
+
+/// The length of the message at the head of `buf`, once its prefix has
+/// arrived: `Ok(None)` while fewer than 5 bytes are there.
+pub(crate) fn message_len(buf: &[u8], max_recv: usize) -> Result<Option<usize>, tonic::Status> {
+    let Some(prefix) = buf.get(..PREFIX_LEN) else {
+        return Ok(None);
+    };
+    if prefix[0] != 0 {
+        return Err(bad_frame(
+            "received a compressed message, but no compression was negotiated",
+        ));
+    }
+    let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
+    if len > max_recv {
+        return Err(tonic::Status::out_of_range(format!(
+            "Error, decoded message length too large: found {len} bytes, the limit is: {max_recv} bytes"
+        )));
+    }
+    Ok(Some(len))
+}
+
+/// Takes one whole message off the front of `buf`, if it is all there.
+pub(crate) fn split_message(
+    buf: &mut BytesMut,
+    max_recv: usize,
+) -> Result<Option<Bytes>, tonic::Status> {
+    match message_len(buf, max_recv)? {
+        Some(len) if buf.len() >= PREFIX_LEN + len => {
+            buf.advance(PREFIX_LEN);
+            Ok(Some(buf.split_to(len).freeze()))
+        }
+        _ => Ok(None),
     }
 }
 
-impl<U> Codec for PreEncodedCodec<U>
-where
-    U: prost::Message + Default + Send + 'static,
-{
-    type Encode = Bytes;
-    type Decode = U;
-    type Encoder = BytesEncoder;
-    type Decoder = ProstDecoder<U>;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        BytesEncoder
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        ProstDecoder::default()
-    }
+/// Decodes one message.
+pub(crate) fn decode<M: prost::Message + Default>(bytes: Bytes) -> Result<M, tonic::Status> {
+    M::decode(bytes).map_err(|e| bad_frame(format!("failed to decode the response: {e}")))
 }
 
-/// Copies already-encoded bytes into the frame.
-#[derive(Debug)]
-pub(crate) struct BytesEncoder;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::etcdserverpb::PutRequest;
 
-impl Encoder for BytesEncoder {
-    type Item = Bytes;
-    type Error = Status;
+    #[test]
+    fn a_framed_message_splits_back() {
+        let put = PutRequest {
+            key: "k".into(),
+            value: "v".into(),
+            ..Default::default()
+        };
+        let framed = encode(Rpc::Put, &put, 1024).unwrap();
+        assert_eq!(framed.len(), PREFIX_LEN + prost::Message::encoded_len(&put));
+        // Split across two reads, and followed by the start of another.
+        let mut buf = BytesMut::from(&framed[..3]);
+        assert!(split_message(&mut buf, 1024).unwrap().is_none());
+        buf.extend_from_slice(&framed[3..]);
+        buf.extend_from_slice(&framed[..2]);
+        let message = split_message(&mut buf, 1024).unwrap().unwrap();
+        assert_eq!(decode::<PutRequest>(message).unwrap(), put);
+        assert_eq!(buf.len(), 2);
+    }
 
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
+    #[test]
+    fn limits_and_compression_are_enforced() {
+        let put = PutRequest {
+            key: "k".into(),
+            value: vec![0; 100].into(),
+            ..Default::default()
+        };
+        let err = encode(Rpc::Put, &put, 10).unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::RequestTooLarge);
+        let framed = encode(Rpc::Put, &put, 1024).unwrap();
+        let err = split_message(&mut BytesMut::from(&framed[..]), 10).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::OutOfRange);
+        let mut compressed = BytesMut::from(&framed[..]);
+        compressed[0] = 1;
+        assert!(split_message(&mut compressed, 1024).is_err());
     }
 }

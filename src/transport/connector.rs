@@ -1,112 +1,194 @@
-//! The TCP connector under every channel: plain `hyper-util` HTTP
-//! connector, plus `tracing` events when a connection opens, fails or
-//! closes, so that failovers can be followed in the logs.
+//! Opening the byte stream under a connection: TCP (through `hyper-util`'s
+//! HTTP connector: name resolution, happy eyeballs, `TCP_NODELAY`), then
+//! TLS for `https://` endpoints, all within the connect timeout, with
+//! `tracing` events when a connection opens, fails or closes, so that
+//! failovers can be followed in the logs.
 
-use std::future::Future;
+use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::Uri;
-use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::ClientConfig;
+use tokio_rustls::TlsConnector;
+use tower::Service;
 
-/// Connects to one endpoint and traces the connection's life.
-#[derive(Clone, Debug)]
-pub(crate) struct TracedConnector {
-    inner: HttpConnector,
+use super::connection::ConnectionInfo;
+use crate::error::{ErrorKind, EtcdError};
+
+/// How to reach one endpoint.
+#[derive(Clone)]
+pub(crate) struct Connector {
+    tcp: HttpConnector,
+    timeout: Duration,
+    /// For `https://` endpoints: the TLS settings and the name the
+    /// server's certificate must carry.
+    tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
 }
 
-impl TracedConnector {
-    pub(crate) fn new(connect_timeout: Duration) -> Self {
-        let mut inner = HttpConnector::new();
-        inner.enforce_http(false);
-        inner.set_nodelay(true);
-        inner.set_connect_timeout(Some(connect_timeout));
-        TracedConnector { inner }
-    }
-}
-
-impl tower::Service<Uri> for TracedConnector {
-    type Response = TracedIo;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
-    type Future = Pin<Box<dyn Future<Output = Result<TracedIo, Self::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+impl Connector {
+    pub(crate) fn new(
+        timeout: Duration,
+        tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+    ) -> Self {
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(timeout));
+        Connector { tcp, timeout, tls }
     }
 
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let connecting = self.inner.call(uri.clone());
-        Box::pin(async move {
-            match connecting.await {
-                Ok(io) => {
-                    tracing::debug!(endpoint = %uri, "etcd connection established");
-                    Ok(TracedIo { io, uri })
-                }
-                Err(error) => {
-                    tracing::debug!(endpoint = %uri, %error, "etcd connection failed");
-                    Err(error.into())
+    /// Opens the byte stream to `uri` for the connection `info` describes.
+    /// Every failure is a [`ErrorKind::Connect`] error: nothing was sent.
+    pub(crate) async fn connect(
+        &self,
+        uri: &Uri,
+        info: Arc<ConnectionInfo>,
+    ) -> Result<Io, EtcdError> {
+        let failed = |what: &str, error: &dyn std::fmt::Display| {
+            tracing::debug!(endpoint = %uri, %error, "etcd connection failed");
+            EtcdError::client(ErrorKind::Connect, format!("{what} {uri}: {error}"))
+        };
+        let opening = async {
+            let tcp = self
+                .tcp
+                .clone()
+                .call(uri.clone())
+                .await
+                .map_err(|e| failed("cannot connect to", &e))?
+                .into_inner();
+            match &self.tls {
+                None => Ok(Stream::Plain(tcp)),
+                Some((config, name)) => {
+                    let tls = TlsConnector::from(config.clone())
+                        .connect(name.clone(), tcp)
+                        .await
+                        .map_err(|e| failed("TLS handshake failed with", &e))?;
+                    match tls.get_ref().1.alpn_protocol() {
+                        None | Some(b"h2") => Ok(Stream::Tls(Box::new(tls))),
+                        Some(other) => Err(failed(
+                            "HTTP/2 was not negotiated with",
+                            &String::from_utf8_lossy(other),
+                        )),
+                    }
                 }
             }
+        };
+        let stream = tokio::time::timeout(self.timeout, opening)
+            .await
+            .map_err(|_| failed("timed out connecting to", &format!("{:?}", self.timeout)))??;
+        tracing::debug!(endpoint = %uri, "etcd connection established");
+        Ok(Io {
+            stream,
+            uri: uri.clone(),
+            info,
+            yielded: false,
         })
     }
 }
 
-/// A TCP stream that says in the logs when it closes.
-#[pin_project::pin_project(PinnedDrop)]
-#[derive(Debug)]
-pub(crate) struct TracedIo {
-    #[pin]
-    io: TokioIo<TcpStream>,
-    uri: Uri,
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("timeout", &self.timeout)
+            .field("tls", &self.tls.as_ref().map(|(_, name)| name))
+            .finish()
+    }
 }
 
-#[pin_project::pinned_drop]
-impl PinnedDrop for TracedIo {
-    fn drop(self: Pin<&mut Self>) {
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// The byte stream of one connection; says in the logs when it closes.
+///
+/// It reports no vectored writes on purpose: h2 then copies frames of
+/// up to 1 KiB into its write buffer instead of chaining each one as a
+/// separate slice, so that the requests of many concurrent calls leave in
+/// one `write` instead of one `writev` each (measured: 1.27 `writev` per
+/// put at 16 concurrent calls before, 0.4 `write` after).
+///
+/// And it coalesces writes: while several calls are open on the
+/// connection, the first write of each flush cycle yields to the runtime
+/// once before it reaches the socket, so that the calls that are ready to
+/// run add their requests to h2's write buffer first, and they all leave
+/// in one `write`. Most of the client's cost of a small request is the
+/// system call and the kernel's work on each segment (on loopback, the
+/// sender also pays for the receiver's TCP processing), so this divides it
+/// among the calls of a cycle, for one scheduling round of latency. A
+/// lone call is written at once: there is nothing to wait for.
+pub(crate) struct Io {
+    stream: Stream,
+    uri: Uri,
+    info: Arc<ConnectionInfo>,
+    /// This flush cycle has yielded already.
+    yielded: bool,
+}
+
+impl Drop for Io {
+    fn drop(&mut self) {
         tracing::debug!(endpoint = %self.uri, "etcd connection closed");
     }
 }
 
-impl Read for TracedIo {
+impl AsyncRead for Io {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        buf: ReadBufCursor<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        self.project().io.poll_read(cx, buf)
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().stream {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
     }
 }
 
-impl Write for TracedIo {
+impl AsyncWrite for Io {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        self.project().io.poll_write(cx, buf)
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if !this.yielded {
+            this.yielded = true;
+            if this.info.busy() {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+        }
+        match &mut this.stream {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.project().io.poll_flush(cx)
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.yielded = false;
+        match &mut this.stream {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.project().io.poll_shutdown(cx)
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().stream {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        self.project().io.poll_write_vectored(cx, bufs)
+        false
     }
 }

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use http::Uri;
-use tonic::transport::Channel;
 
+use super::connection::Connection;
 use crate::error::{ErrorKind, EtcdError};
 
 /// Parses one endpoint: `host:port`, `http://host:port` or
@@ -51,11 +51,10 @@ pub(crate) fn parse_endpoint(text: &str) -> Result<Uri, EtcdError> {
     Ok(uri)
 }
 
-/// One endpoint and its (lazily connected) channel.
+/// One endpoint and its (lazily made) connection.
 #[derive(Debug)]
 pub(crate) struct Slot {
-    pub(crate) uri: Uri,
-    pub(crate) channel: Channel,
+    pub(crate) connection: Connection,
     /// Milliseconds since [`EndpointSet::epoch`] until which the endpoint
     /// is avoided; 0 when healthy.
     down_until_ms: AtomicU64,
@@ -70,13 +69,18 @@ pub(crate) struct EndpointSet {
     backoff: Duration,
 }
 
+impl Slot {
+    pub(crate) fn uri(&self) -> &Uri {
+        self.connection.uri()
+    }
+}
+
 impl EndpointSet {
-    pub(crate) fn new(endpoints: Vec<(Uri, Channel)>, backoff: Duration) -> Self {
+    pub(crate) fn new(endpoints: Vec<Connection>, backoff: Duration) -> Self {
         let slots = endpoints
             .into_iter()
-            .map(|(uri, channel)| Slot {
-                uri,
-                channel,
+            .map(|connection| Slot {
+                connection,
                 down_until_ms: AtomicU64::new(0),
             })
             .collect();
@@ -147,7 +151,7 @@ impl EndpointSet {
         let until = self.now_ms() + u64::try_from(self.backoff.as_millis()).unwrap_or(u64::MAX);
         let was = slot.down_until_ms.swap(until, Ordering::Relaxed);
         if was <= self.now_ms() {
-            tracing::info!(endpoint = %slot.uri, backoff = ?self.backoff, "etcd endpoint failed; failing over");
+            tracing::info!(endpoint = %slot.uri(), backoff = ?self.backoff, "etcd endpoint failed; failing over");
         }
     }
 }
@@ -155,6 +159,7 @@ impl EndpointSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::connector::Connector;
 
     #[test]
     fn endpoints_parse_with_or_without_scheme() {
@@ -189,18 +194,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_endpoint_is_skipped_until_its_backoff_ends() {
-        let channel = |p: u16| {
-            tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{p}"))
-                .unwrap()
-                .connect_lazy()
-        };
+        let connector = Connector::new(Duration::from_secs(1), None);
         let set = EndpointSet::new(
             (1..=3)
                 .map(|p| {
-                    (
-                        parse_endpoint(&format!("127.0.0.1:{p}")).unwrap(),
-                        channel(p),
-                    )
+                    let uri = parse_endpoint(&format!("127.0.0.1:{p}")).unwrap();
+                    Connection::new(uri, connector.clone(), None)
                 })
                 .collect(),
             Duration::from_secs(60),

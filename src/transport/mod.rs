@@ -1,12 +1,20 @@
 //! The gRPC transport: the service at the bottom of every stack.
 //!
 //! [`Transport`] is a `Service<EtcdRequest, Response = EtcdResponse, Error =
-//! EtcdError>` over one lazily connected HTTP/2 channel per endpoint.
+//! EtcdError>` over one lazily made HTTP/2 connection per endpoint, spoken
+//! through `h2` directly: a call opens its stream on the connection from
+//! the caller's task, with no worker task or channel in between (see
+//! `connection.rs` for why).
 //!
 //! * **Choosing an endpoint.** `poll_ready` picks the next healthy endpoint
-//!   (round-robin) and waits until its channel can take a call: that is the
-//!   transport's backpressure. An endpoint whose connection fails is skipped
-//!   for a back-off period.
+//!   (round-robin) and waits until its connection is made and can take a
+//!   stream: that is the transport's backpressure (HTTP/2 itself holds
+//!   streams beyond the server's `SETTINGS_MAX_CONCURRENT_STREAMS`). An
+//!   endpoint whose connection fails is skipped for a back-off period.
+//! * **Keepalive.** While calls or streams are open, each connection is
+//!   PINGed; one that does not answer in time is closed, which fails what
+//!   is open on it (a frozen member or a black-holed connection), and the
+//!   next call connects again.
 //! * **Failover without duplicates.** A unary request is encoded once. When
 //!   no connection could be made to the chosen endpoint, nothing was sent, so
 //!   the same bytes go to the next endpoint within the same call. Once a
@@ -37,21 +45,24 @@
 mod builder;
 mod call;
 mod codec;
+mod connection;
 mod connector;
 mod endpoint;
+mod tls;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
-use tonic::transport::Channel;
 use tower::Service;
 
-pub use builder::{TlsOptions, TransportBuilder, DEFAULT_MAX_SEND_SIZE};
+pub use builder::{TransportBuilder, DEFAULT_MAX_SEND_SIZE};
+pub use tls::TlsOptions;
 
 use crate::error::{ErrorKind, EtcdError};
 use crate::{EtcdRequest, EtcdResponse};
+use connection::Live;
 use endpoint::EndpointSet;
 
 /// The gRPC transport service; see the [module docs](self).
@@ -60,9 +71,29 @@ use endpoint::EndpointSet;
 /// `tower` requires: a clone must be polled ready before it is called.
 pub struct Transport {
     shared: Arc<Shared>,
-    /// The endpoint chosen by `poll_ready`, with a channel handle that holds
-    /// a slot reserved for the next call.
-    ready: Option<(usize, Channel)>,
+    /// The connection this handle used last: its endpoint and h2 handle.
+    /// It is kept across calls, so that a call opens its stream without
+    /// cloning the handle (a clone and its drop each take h2's lock).
+    conn: Option<(usize, Live)>,
+    /// What `poll_ready` reserved for the next call: the endpoint, and
+    /// whether its ready connection is `conn` or the call must connect
+    /// first.
+    ready: Option<(usize, Reserved)>,
+    /// The endpoint `poll_ready` chose, while it waits for h2 to take one
+    /// more stream.
+    picked: Option<usize>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reserved {
+    /// `conn` is the endpoint's connection, ready for a stream.
+    Connection,
+    /// The endpoint has no connection (yet, or any more): the call makes
+    /// one, or waits for the one being made, as its first step. That wait
+    /// is part of the call, bounded by the call's deadline, as it was with
+    /// tonic's buffered channel, and a failure to connect is the call's
+    /// "not sent" error, which it fails over from.
+    Connect,
 }
 
 #[derive(Debug)]
@@ -101,13 +132,15 @@ impl Transport {
     fn from_shared(shared: Arc<Shared>) -> Self {
         Transport {
             shared,
+            conn: None,
             ready: None,
+            picked: None,
         }
     }
 
     /// The endpoints, as parsed.
     pub fn endpoints(&self) -> impl Iterator<Item = &http::Uri> {
-        (0..self.shared.endpoints.len()).map(|i| &self.shared.endpoints.slot(i).uri)
+        (0..self.shared.endpoints.len()).map(|i| self.shared.endpoints.slot(i).uri())
     }
 }
 
@@ -133,34 +166,39 @@ impl Service<EtcdRequest> for Transport {
     type Future = ResponseFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), EtcdError>> {
-        loop {
-            let (index, channel) = self.ready.get_or_insert_with(|| {
-                let index = self.shared.endpoints.pick();
-                (index, self.shared.endpoints.slot(index).channel.clone())
-            });
-            match ready!(Service::<http::Request<tonic::body::Body>>::poll_ready(
-                channel, cx
-            )) {
-                Ok(()) => return Poll::Ready(Ok(())),
-                Err(error) => {
-                    // The channel's worker is gone; try another endpoint.
-                    tracing::warn!(%error, "etcd channel failed while waiting for readiness");
-                    let index = *index;
-                    self.shared.endpoints.mark_down(index);
-                    self.ready = None;
-                    if self.shared.endpoints.len() == 1 {
-                        return Poll::Ready(Err(EtcdError::client(
-                            ErrorKind::Closed,
-                            error.to_string(),
-                        )));
-                    }
-                }
-            }
+        if self.ready.is_some() {
+            return Poll::Ready(Ok(()));
         }
+        let shared = &self.shared;
+        let index = *self.picked.get_or_insert_with(|| shared.endpoints.pick());
+        let connection = &shared.endpoints.slot(index).connection;
+        let cached =
+            matches!(&self.conn, Some((used, live)) if *used == index && !live.info.is_closed());
+        if !cached {
+            self.conn = connection.current().map(|live| (index, live));
+        }
+        let reserved = match &mut self.conn {
+            None => Reserved::Connect,
+            Some((_, live)) => match live.send.poll_ready(cx) {
+                Poll::Ready(Ok(())) => Reserved::Connection,
+                Poll::Ready(Err(error)) => {
+                    // The connection failed since it was last used: the
+                    // call makes a new one.
+                    tracing::debug!(endpoint = %connection.uri(), %error, "etcd connection closed");
+                    live.info.close();
+                    self.conn = None;
+                    Reserved::Connect
+                }
+                Poll::Pending => return Poll::Pending,
+            },
+        };
+        self.picked = None;
+        self.ready = Some((index, reserved));
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: EtcdRequest) -> ResponseFuture {
-        let Some((index, channel)) = self.ready.take() else {
+        let Some((index, reserved)) = self.ready.take() else {
             return ResponseFuture::failed(EtcdError::client(
                 ErrorKind::InvalidRequest,
                 "Transport::call before poll_ready returned Ready",
@@ -170,10 +208,14 @@ impl Service<EtcdRequest> for Transport {
         {
             return ResponseFuture::failed(error);
         }
+        let live = match (reserved, &mut self.conn) {
+            (Reserved::Connection, Some((used, live))) if *used == index => Some(live),
+            _ => None,
+        };
         let carrier = call::Carrier {
-            shared: self.shared.clone(),
+            shared: &self.shared,
             index,
-            channel,
+            live,
             meta: request.meta,
         };
         match request.body.dispatch(carrier) {

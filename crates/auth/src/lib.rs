@@ -90,15 +90,25 @@
 //!      token is outdated: the engine reopens the stream (the open carries
 //!      the current token) and resumes every watcher from its next
 //!      revision. Nothing is lost or repeated.
-//!    * `PermissionDenied` on the probe, or the **same** generation, means
-//!      the user may really not read that key: that watch alone fails with
-//!      `PermissionDenied`; the stream's other watchers are untouched.
+//!    * `PermissionDenied` on the probe means the user may really not read
+//!      that key: that watch alone fails with `PermissionDenied`; the
+//!      stream's other watchers are untouched.
+//!    * The **same** generation proves less than it seems: simple tokens
+//!      live in each member's memory, expire on each member's own clock and
+//!      are forgotten by a restart, so the probe may have reached a member
+//!      that still knows a token the stream's member has dropped. The
+//!      engine then asks for a new token once, with
+//!      [`RenewToken`](etcd_tower_core::signal::RenewToken) on a second
+//!      probe (this layer logs in again unless it already holds a newer
+//!      token), and reopens the stream with it. Only a rejection on a
+//!      stream opened with that renewed token is reported as
+//!      `PermissionDenied`.
 //!
-//! Each rejection causes at most one probe and at most one `Authenticate`
-//! (the probe's refresh, shared with every other call failing with the same
-//! token): one refresh per episode, never a loop. A genuine denial costs no
-//! `Authenticate` at all, since its probe fails with `PermissionDenied`,
-//! which is not a token error.
+//! Each rejection episode causes at most one `Authenticate` (the probe's
+//! refresh or the renewal, shared with every other call failing with the
+//! same token): one refresh per episode, never a loop. A genuine denial of
+//! a key the user may not read costs no `Authenticate` at all, since its
+//! probe fails with `PermissionDenied`, which is not a token error.
 //!
 //! Why never the message text: it is not part of etcd's API, it differs
 //! between versions (3.5.1 says `permission denied` for an expired token),

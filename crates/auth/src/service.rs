@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use etcd_tower_core::signal::{ReportTokenGeneration, TokenGeneration};
+use etcd_tower_core::signal::{RenewToken, ReportTokenGeneration, TokenGeneration};
 use etcd_tower_core::{EtcdError, EtcdRequest, EtcdResponse, Rpc};
 use tokio::time::Instant;
 use tower_service::Service;
@@ -95,6 +95,11 @@ where
         if rpc == Rpc::Authenticate {
             // A login of the caller's own: no token, no refresh.
             return ResponseFuture::sent(self.inner.call(request), None);
+        }
+        if let Some(RenewToken(TokenGeneration(stale))) = request.meta.extensions.get() {
+            // The caller saw this generation's token refused on a stream:
+            // log in again first (a no-op when a newer token is held).
+            self.shared.mark_stale(*stale);
         }
         let report = rpc.is_streaming()
             || request

@@ -11,7 +11,7 @@ use etcd_tower_core::proto::etcdserverpb::{
     AuthenticateRequest, AuthenticateResponse, PutRequest, RangeRequest, RangeResponse,
     WatchRequest, WatchResponse,
 };
-use etcd_tower_core::signal::{ReportTokenGeneration, TokenGeneration};
+use etcd_tower_core::signal::{RenewToken, ReportTokenGeneration, TokenGeneration};
 use etcd_tower_core::{
     Code, ErrorKind, EtcdError, EtcdRequest, EtcdResponse, RequestBody, ResponseBody, Rpc, Sent,
 };
@@ -462,6 +462,32 @@ async fn streams_and_asking_calls_report_their_token_generation() {
         Some(&TokenGeneration(2))
     );
     assert_eq!(fake.last_token().as_deref(), Some("t2"));
+}
+
+#[tokio::test]
+async fn a_renewal_request_logs_in_once_per_stale_generation() {
+    let fake = Fake::default();
+    let mut client = client(&fake);
+    call(&mut client, range()).await.unwrap();
+    assert_eq!(fake.logins(), 1);
+
+    // The token of generation 1 is suspected stale: one new login, and the
+    // call reports the new generation.
+    let mut renew = range();
+    renew.meta.extensions.insert(RenewToken(TokenGeneration(1)));
+    renew.meta.extensions.insert(ReportTokenGeneration);
+    let response = call(&mut client, renew).await.unwrap();
+    assert_eq!(fake.logins(), 2);
+    assert_eq!(
+        response.extensions.get::<TokenGeneration>(),
+        Some(&TokenGeneration(2))
+    );
+
+    // A late renewal of the same old generation changes nothing.
+    let mut late = range();
+    late.meta.extensions.insert(RenewToken(TokenGeneration(1)));
+    call(&mut client, late).await.unwrap();
+    assert_eq!(fake.logins(), 2, "a newer token is already held");
 }
 
 #[tokio::test]

@@ -1,0 +1,253 @@
+//! [`ClientBuilder`]: the one-line stack, re-composable.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use etcd_tower_auth::AuthLayer;
+use etcd_tower_core::proto::etcdserverpb as pb;
+use etcd_tower_core::{EtcdError, EtcdRequest, TlsOptions, TransportBuilder};
+use etcd_tower_metrics::MetricsLayer;
+use etcd_tower_namespace::NamespaceLayer;
+use etcd_tower_retry::RetryLayer;
+use etcd_tower_timeout::TimeoutLayer;
+use tower::util::MapRequestLayer;
+use tower::ServiceBuilder;
+
+use crate::bytes::IntoBytes;
+use crate::client::Client;
+
+/// Configures a [`Client`].
+///
+/// The builder assembles the same tower layers you can stack yourself; it
+/// only saves the typing. From the outside in:
+///
+/// | layer | crate | set with |
+/// |---|---|---|
+/// | require-leader metadata | (this crate) | [`require_leader`](Self::require_leader) |
+/// | `NamespaceLayer` | `etcd-tower-namespace` | [`namespace`](Self::namespace) |
+/// | `MetricsLayer` | `etcd-tower-metrics` | [`metrics`](Self::metrics) |
+/// | `TimeoutLayer` | `etcd-tower-timeout` | [`timeout`](Self::timeout) |
+/// | `RetryLayer` | `etcd-tower-retry` | [`retry`](Self::retry), [`no_retry`](Self::no_retry) (on by default) |
+/// | `AuthLayer` | `etcd-tower-auth` | [`user`](Self::user) |
+/// | `Transport` | `etcd-tower-core` | endpoints, [`tls`](Self::tls), limits |
+///
+/// The timeout sits outside the retries, so it bounds the whole call; the
+/// auth layer sits inside them, so every attempt carries a valid token.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), etcd_tower::EtcdError> {
+/// use std::time::Duration;
+/// use etcd_tower::Client;
+///
+/// let client = Client::builder(["127.0.0.1:2379", "127.0.0.1:22379"])
+///     .namespace("app-1/")
+///     .timeout(Duration::from_secs(5))
+///     .metrics(true)
+///     .require_leader(true)
+///     .max_send_size(4 * 1024 * 1024)
+///     .connect()
+///     .await?;
+/// client.put("config", "on").await?; // stored as "app-1/config"
+/// # Ok(())
+/// # }
+/// ```
+///
+/// The same client, composed by hand (see also `examples/compose.rs`):
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), etcd_tower::EtcdError> {
+/// use std::time::Duration;
+/// use etcd_tower::{Client, Transport};
+/// use etcd_tower_auth::AuthLayer;
+/// use etcd_tower_metrics::MetricsLayer;
+/// use etcd_tower_namespace::NamespaceLayer;
+/// use etcd_tower_retry::RetryLayer;
+/// use etcd_tower_timeout::TimeoutLayer;
+/// use tower::ServiceBuilder;
+///
+/// let transport = Transport::builder(["127.0.0.1:2379"]).build()?;
+/// let stack = ServiceBuilder::new()
+///     .layer(NamespaceLayer::new("app-1/"))
+///     .layer(MetricsLayer::new())
+///     .layer(TimeoutLayer::new(Duration::from_secs(5)))
+///     .layer(RetryLayer::new())
+///     .layer(AuthLayer::new("app", "secret"))
+///     .service(transport);
+/// let client = Client::from_service(stack);
+/// # drop(client);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+#[must_use = "a builder does nothing until `build` or `connect` is called"]
+pub struct ClientBuilder {
+    transport: TransportBuilder,
+    credentials: Option<Credentials>,
+    namespace: Option<Bytes>,
+    timeout: Option<Duration>,
+    metrics: bool,
+    require_leader: bool,
+    retry: Option<RetryLayer>,
+}
+
+#[derive(Clone)]
+struct Credentials {
+    user: String,
+    password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+impl ClientBuilder {
+    pub(crate) fn new<I, S>(endpoints: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        ClientBuilder {
+            transport: etcd_tower_core::Transport::builder(endpoints),
+            credentials: None,
+            namespace: None,
+            timeout: None,
+            metrics: false,
+            require_leader: false,
+            retry: Some(RetryLayer::new()),
+        }
+    }
+
+    /// Logs in as `user` with `password` and keeps a token on every call.
+    pub fn user(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.credentials = Some(Credentials {
+            user: user.into(),
+            password: password.into(),
+        });
+        self
+    }
+
+    /// TLS for `https://` endpoints (CA, client certificate).
+    pub fn tls(mut self, tls: TlsOptions) -> Self {
+        self.transport = self.transport.tls(tls);
+        self
+    }
+
+    /// Prefixes every key with `prefix`, and strips it from answers: the
+    /// client sees only its own part of the keyspace.
+    pub fn namespace(mut self, prefix: impl IntoBytes) -> Self {
+        let prefix = prefix.into_bytes();
+        self.namespace = (!prefix.is_empty()).then_some(prefix);
+        self
+    }
+
+    /// A deadline for every unary call and for opening every stream.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Retries with this policy what is safe to retry (reads and other
+    /// repeatable calls on `Unavailable`; writes only when they were
+    /// certainly not sent). On by default, with `RetryLayer::new()`.
+    pub fn retry(mut self, retry: RetryLayer) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+
+    /// Never retries: every failure reaches the caller.
+    pub fn no_retry(mut self) -> Self {
+        self.retry = None;
+        self
+    }
+
+    /// Records request counts, latencies and errors through the `metrics`
+    /// facade. Off by default.
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.metrics = on;
+        self
+    }
+
+    /// Asks members to refuse calls (and cancel streams) while they have no
+    /// leader, instead of serving possibly stale data or hanging.
+    pub fn require_leader(mut self, on: bool) -> Self {
+        self.require_leader = on;
+        self
+    }
+
+    /// The largest request the client sends (default 2 MiB).
+    pub fn max_send_size(mut self, bytes: usize) -> Self {
+        self.transport = self.transport.max_send_size(bytes);
+        self
+    }
+
+    /// The largest response the client accepts (default unlimited).
+    pub fn max_recv_size(mut self, bytes: usize) -> Self {
+        self.transport = self.transport.max_recv_size(bytes);
+        self
+    }
+
+    /// The most operations a txn branch may hold; match the server's
+    /// `--max-txn-ops` (default 128).
+    pub fn max_txn_ops(mut self, ops: usize) -> Self {
+        self.transport = self.transport.max_txn_ops(ops);
+        self
+    }
+
+    /// How long to wait for a connection before trying the next endpoint.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.transport = self.transport.connect_timeout(timeout);
+        self
+    }
+
+    /// HTTP/2 keepalive interval and timeout.
+    pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.transport = self.transport.keepalive(interval, timeout);
+        self
+    }
+
+    /// Any other transport setting.
+    pub fn transport(
+        mut self,
+        configure: impl FnOnce(TransportBuilder) -> TransportBuilder,
+    ) -> Self {
+        self.transport = configure(self.transport);
+        self
+    }
+
+    /// Builds the client without any I/O: connections are made on first
+    /// use. Must run inside a Tokio runtime.
+    pub fn build(self) -> Result<Client, EtcdError> {
+        let transport = self.transport.build()?;
+        let require_leader =
+            self.require_leader
+                .then_some(MapRequestLayer::new(|mut request: EtcdRequest| {
+                    request.meta.require_leader = true;
+                    request
+                }));
+        let auth = self.credentials.map(|c| AuthLayer::new(c.user, c.password));
+        let stack = ServiceBuilder::new()
+            .option_layer(require_leader)
+            .option_layer(self.namespace.map(NamespaceLayer::new))
+            .option_layer(self.metrics.then(MetricsLayer::new))
+            .option_layer(self.timeout.map(TimeoutLayer::new))
+            .option_layer(self.retry)
+            .option_layer(auth)
+            .service(transport);
+        Ok(Client::from_service(stack))
+    }
+
+    /// Builds the client and checks that the cluster answers (one `Status`
+    /// call, which also logs in when credentials are set).
+    pub async fn connect(self) -> Result<Client, EtcdError> {
+        let client = self.build()?;
+        let _status: pb::StatusResponse = client.unary(pb::StatusRequest {}).await?;
+        Ok(client)
+    }
+}

@@ -1,0 +1,164 @@
+//! The [`Client`]: one cloneable handle over the whole tower stack.
+
+use std::fmt;
+use std::task::{Context, Poll};
+
+use etcd_tower_core::{EtcdError, EtcdRequest, EtcdResponse, RequestBody, Transport};
+use etcd_tower_watch::WatchEngine;
+use tower::util::BoxCloneSyncService;
+use tower::{Service, ServiceExt};
+
+use crate::builder::ClientBuilder;
+
+/// The stack behind a [`Client`], boxed once at the boundary.
+pub type BoxEtcdService = BoxCloneSyncService<EtcdRequest, EtcdResponse, EtcdError>;
+
+/// A typed etcd v3 client.
+///
+/// A `Client` is a thin, typed face over one
+/// `Service<EtcdRequest, Response = EtcdResponse, Error = EtcdError>`: the
+/// transport with whatever layers were stacked on it (auth, namespace,
+/// retry, timeout, metrics). The stack is boxed once, here, so the client
+/// has one concrete type whatever it is made of.
+///
+/// Cloning is cheap and every clone shares the same connections and the
+/// same auth session: clone it into every task that needs it.
+///
+/// Three ways to get one:
+///
+/// * [`Client::connect`]: defaults, checks that the cluster answers.
+/// * [`Client::builder`]: credentials, TLS, namespace, timeout, retries,
+///   metrics and transport limits.
+/// * [`Client::from_service`]: any stack you composed yourself.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), etcd_tower::EtcdError> {
+/// let client = etcd_tower::Client::connect(["127.0.0.1:2379"]).await?;
+/// client.put("greeting", "hello").await?;
+/// let resp = client.get("greeting").await?;
+/// if let Some(kv) = resp.kvs().first() {
+///     println!("{} = {}", kv.key_str().unwrap_or("?"), kv.value_str().unwrap_or("?"));
+/// }
+/// # Ok(())
+/// # }
+/// ```
+///
+/// The client is also a `Service<EtcdRequest>` itself, so anything written
+/// against the service type (the watch engine, your own layers) takes it.
+#[derive(Clone)]
+pub struct Client {
+    service: BoxEtcdService,
+    watch: WatchEngine<BoxEtcdService>,
+}
+
+impl Client {
+    /// Connects with default settings and checks that some endpoint answers
+    /// (one `Status` call), so a wrong address fails here rather than on the
+    /// first real request. Use [`Client::builder`]`(..).build()` for a client
+    /// that does no I/O until it is used.
+    pub async fn connect<I, S>(endpoints: I) -> Result<Client, EtcdError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        ClientBuilder::new(endpoints).connect().await
+    }
+
+    /// Starts configuring a client; see [`ClientBuilder`].
+    pub fn builder<I, S>(endpoints: I) -> ClientBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        ClientBuilder::new(endpoints)
+    }
+
+    /// A client over a plain [`Transport`], with no layers.
+    pub fn from_transport(transport: Transport) -> Client {
+        Client::from_service(transport)
+    }
+
+    /// A client over a stack you built yourself.
+    ///
+    /// The service must be `Sync` as well as `Clone + Send`, so that the
+    /// client can be shared by reference across tasks (every tower
+    /// middleware and the transport are).
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), etcd_tower::EtcdError> {
+    /// use std::time::Duration;
+    /// use etcd_tower::{Client, Transport};
+    /// use tower::ServiceBuilder;
+    ///
+    /// let transport = Transport::builder(["127.0.0.1:2379"]).build()?;
+    /// let stack = ServiceBuilder::new()
+    ///     // add etcd-tower layers (or your own) here
+    ///     .service(transport);
+    /// let client = Client::from_service(stack);
+    /// client.put("k", "v").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn from_service<S>(service: S) -> Client
+    where
+        S: Service<EtcdRequest, Response = EtcdResponse, Error = EtcdError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let service = BoxCloneSyncService::new(service);
+        Client {
+            watch: WatchEngine::new(service.clone()),
+            service,
+        }
+    }
+
+    /// The watch engine all clones of this client share.
+    pub fn watch_engine(&self) -> &WatchEngine<BoxEtcdService> {
+        &self.watch
+    }
+
+    /// A clone of the stack behind the client, for calls the typed API does
+    /// not cover.
+    pub fn service(&self) -> BoxEtcdService {
+        self.service.clone()
+    }
+
+    /// Sends one request through the stack.
+    pub async fn call(&self, request: EtcdRequest) -> Result<EtcdResponse, EtcdError> {
+        let mut service = self.service.clone();
+        service.ready().await?.call(request).await
+    }
+
+    /// Sends one unary request and converts the answer to its message.
+    pub(crate) async fn unary<Resp>(&self, body: impl Into<RequestBody>) -> Result<Resp, EtcdError>
+    where
+        Resp: TryFrom<EtcdResponse, Error = EtcdError>,
+    {
+        Resp::try_from(self.call(EtcdRequest::new(body)).await?)
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
+}
+
+impl Service<EtcdRequest> for Client {
+    type Response = EtcdResponse;
+    type Error = EtcdError;
+    type Future = <BoxEtcdService as Service<EtcdRequest>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), EtcdError>> {
+        self.service.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: EtcdRequest) -> Self::Future {
+        self.service.call(request)
+    }
+}

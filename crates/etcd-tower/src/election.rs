@@ -1,0 +1,151 @@
+//! etcd's election service (`v3electionpb`): leader election run by the
+//! server on behalf of a lease.
+//!
+//! `campaign` waits until the caller is leader and returns its
+//! [`LeaderKey`], which `proclaim` and `resign` take. For the same recipe in
+//! the client, see [`concurrency::Election`](crate::concurrency::Election).
+//!
+//! ```no_run
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), etcd_tower::EtcdError> {
+//! use etcd_tower::{Client, LeaseKeeper};
+//! use futures_util::StreamExt;
+//!
+//! let client = Client::connect(["127.0.0.1:2379"]).await?;
+//! let lease = LeaseKeeper::grant(&client, 10).await?;
+//! let leader = client.campaign("service/leader", "node-1", lease.id()).await?;
+//! client.proclaim(&leader, "node-1, ready").await?;
+//!
+//! let mut changes = client.observe("service/leader").await?;
+//! if let Some(current) = changes.next().await {
+//!     println!("leader says {:?}", current?.value_str());
+//! }
+//! client.resign(&leader).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use etcd_tower_core::proto::v3electionpb as pb;
+use etcd_tower_core::{ErrorKind, EtcdError, EtcdRequest, ResponseBody, ResponseStream};
+use futures_core::Stream;
+
+pub use etcd_tower_core::proto::v3electionpb::{
+    LeaderKey, LeaderResponse, ProclaimResponse, ResignResponse,
+};
+
+use crate::bytes::IntoBytes;
+use crate::client::Client;
+use crate::kv::KeyValue;
+
+/// The leader's key-values as an election changes hands; see
+/// [`Client::observe`].
+pub struct ObserveStream {
+    stream: ResponseStream<pb::LeaderResponse>,
+}
+
+impl Stream for ObserveStream {
+    type Item = Result<KeyValue, EtcdError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            match std::task::ready!(self.stream.as_mut().poll_next(cx)) {
+                None => return Poll::Ready(None),
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                Some(Ok(response)) => {
+                    if let Some(kv) = response.kv {
+                        return Poll::Ready(Some(Ok(kv.into())));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for ObserveStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObserveStream").finish_non_exhaustive()
+    }
+}
+
+/// # Election service
+impl Client {
+    /// Campaigns in the election `name` with `value`, waiting until the
+    /// lease `lease_id` holds leadership. Returns the leader key.
+    pub async fn campaign(
+        &self,
+        name: impl IntoBytes,
+        value: impl IntoBytes,
+        lease_id: i64,
+    ) -> Result<LeaderKey, EtcdError> {
+        let response: pb::CampaignResponse = self
+            .unary(pb::CampaignRequest {
+                name: name.into_bytes(),
+                lease: lease_id,
+                value: value.into_bytes(),
+            })
+            .await?;
+        response.leader.ok_or_else(|| {
+            EtcdError::client(
+                ErrorKind::UnexpectedResponse,
+                "the campaign answer carries no leader key",
+            )
+        })
+    }
+
+    /// Publishes a new value as the leader (fails with
+    /// [`ErrorKind::ElectionNotLeader`] if `leader` no longer leads).
+    pub async fn proclaim(
+        &self,
+        leader: &LeaderKey,
+        value: impl IntoBytes,
+    ) -> Result<ProclaimResponse, EtcdError> {
+        self.unary(pb::ProclaimRequest {
+            leader: Some(leader.clone()),
+            value: value.into_bytes(),
+        })
+        .await
+    }
+
+    /// The current leader's key-value (fails with
+    /// [`ErrorKind::ElectionNoLeader`] when there is none).
+    pub async fn leader(&self, name: impl IntoBytes) -> Result<KeyValue, EtcdError> {
+        let response: pb::LeaderResponse = self
+            .unary(pb::LeaderRequest {
+                name: name.into_bytes(),
+            })
+            .await?;
+        response.kv.map(KeyValue::from).ok_or_else(|| {
+            EtcdError::client(ErrorKind::ElectionNoLeader, "the election has no leader")
+        })
+    }
+
+    /// Streams the leader's key-value: the current one, then each change.
+    pub async fn observe(&self, name: impl IntoBytes) -> Result<ObserveStream, EtcdError> {
+        let request = pb::LeaderRequest {
+            name: name.into_bytes(),
+        };
+        let response = self
+            .call(EtcdRequest::new(etcd_tower_core::RequestBody::Observe(
+                request,
+            )))
+            .await?;
+        match response.body {
+            ResponseBody::Observe(stream) => Ok(ObserveStream { stream }),
+            other => Err(EtcdError::client(
+                ErrorKind::UnexpectedResponse,
+                format!("expected an Observe stream, got {}", other.rpc()),
+            )),
+        }
+    }
+
+    /// Gives up leadership.
+    pub async fn resign(&self, leader: &LeaderKey) -> Result<ResignResponse, EtcdError> {
+        self.unary(pb::ResignRequest {
+            leader: Some(leader.clone()),
+        })
+        .await
+    }
+}

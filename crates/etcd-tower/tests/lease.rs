@@ -1,0 +1,180 @@
+//! Leases and the LeaseKeeper, against etcd 3.5 and 3.4.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use etcd_tower::{ErrorKind, LeaseKeeper, LeaseLost, PutOptions};
+use support::{each_version, single};
+use tokio::time::{timeout, Instant};
+
+#[tokio::test]
+async fn lease_rpcs_and_the_raw_keep_alive_stream() {
+    each_version(60, |bin| async move {
+        let (_cluster, client) = single(&bin).await;
+        let lease = client.lease_grant(30).await.unwrap();
+        assert!(lease.id > 0 && lease.ttl > 0);
+        let chosen = client.lease_grant_with_id(30, 0x1234).await.unwrap();
+        assert_eq!(chosen.id, 0x1234);
+        let e = client.lease_grant_with_id(30, 0x1234).await.unwrap_err();
+        assert_eq!(e.kind(), &ErrorKind::LeaseExists, "{e}");
+
+        client
+            .put_with("leased", "v", PutOptions::new().lease(lease.id))
+            .await
+            .unwrap();
+        let ttl = client.lease_time_to_live_with_keys(lease.id).await.unwrap();
+        assert_eq!(ttl.granted_ttl, 30);
+        assert_eq!(ttl.keys, vec![bytes_of("leased")]);
+        let no_keys = client.lease_time_to_live(lease.id).await.unwrap();
+        assert!(no_keys.keys.is_empty());
+        let mut ids: Vec<_> = client
+            .lease_leases()
+            .await
+            .unwrap()
+            .leases
+            .iter()
+            .map(|l| l.id)
+            .collect();
+        ids.sort();
+        assert_eq!(ids, {
+            let mut v = vec![lease.id, 0x1234];
+            v.sort();
+            v
+        });
+
+        let (mut sender, mut answers) = client.lease_keep_alive(lease.id).await.unwrap();
+        let answer = answers.message().await.unwrap().unwrap();
+        assert_eq!((answer.id, answer.ttl), (lease.id, 30));
+
+        client.lease_revoke(lease.id).await.unwrap();
+        assert!(client.get("leased").await.unwrap().kvs().is_empty());
+        sender.keep_alive().await.unwrap();
+        let answer = answers.message().await.unwrap().unwrap();
+        assert!(answer.ttl <= 0, "a revoked lease renews with TTL 0");
+        let gone = client.lease_time_to_live(lease.id).await.unwrap();
+        assert_eq!(gone.ttl, -1);
+        let e = client.lease_revoke(lease.id).await.unwrap_err();
+        assert_eq!(e.kind(), &ErrorKind::LeaseNotFound, "{e}");
+        let e = LeaseKeeper::existing(&client, lease.id).await.unwrap_err();
+        assert_eq!(e.kind(), &ErrorKind::LeaseNotFound, "{e}");
+    })
+    .await;
+}
+
+fn bytes_of(s: &'static str) -> bytes::Bytes {
+    bytes::Bytes::from_static(s.as_bytes())
+}
+
+/// The keeper keeps a short lease alive well past its TTL, and says
+/// `Revoked` when revoked through it.
+#[tokio::test]
+async fn keeper_renews_and_revokes() {
+    each_version(60, |bin| async move {
+        let (_cluster, client) = single(&bin).await;
+        let keeper = LeaseKeeper::grant(&client, 2).await.unwrap();
+        let ttl = keeper.ttl();
+        let mut states = keeper.subscribe();
+        tokio::time::sleep(Duration::from_secs(u64::try_from(ttl).unwrap() * 2 + 1)).await;
+        assert!(keeper.is_alive());
+        let left = client.lease_time_to_live(keeper.id()).await.unwrap();
+        assert!(left.ttl > 0, "the lease outlived its TTL: {left:?}");
+        keeper.revoke().await.unwrap();
+        states.changed().await.unwrap();
+        assert_eq!(
+            *states.borrow(),
+            etcd_tower::LeaseState::Lost(LeaseLost::Revoked)
+        );
+    })
+    .await;
+}
+
+/// Revoked elsewhere: the next renewal answers TTL 0 and the keeper says
+/// `Expired` within one renewal period.
+#[tokio::test]
+async fn keeper_notices_a_revoke_elsewhere() {
+    each_version(60, |bin| async move {
+        let (_cluster, client) = single(&bin).await;
+        let keeper = LeaseKeeper::grant(&client, 3).await.unwrap();
+        client.lease_revoke(keeper.id()).await.unwrap();
+        let reason = timeout(Duration::from_secs(3), keeper.lost())
+            .await
+            .unwrap();
+        assert_eq!(reason, LeaseLost::Expired);
+    })
+    .await;
+}
+
+/// A frozen server: no renewal succeeds, and the keeper gives the lease up
+/// once its TTL has passed, not before.
+#[tokio::test]
+async fn keeper_times_out_when_no_renewal_succeeds() {
+    each_version(60, |bin| async move {
+        let (cluster, client) = single(&bin).await;
+        let keeper = LeaseKeeper::grant(&client, 2).await.unwrap();
+        let ttl = Duration::from_secs(u64::try_from(keeper.ttl()).unwrap());
+        // Let one renewal happen so the stream is open, then freeze.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let frozen = Instant::now();
+        cluster.member(0).stop().unwrap();
+        let reason = timeout(ttl + Duration::from_secs(3), keeper.lost())
+            .await
+            .unwrap();
+        let waited = frozen.elapsed();
+        cluster.member(0).cont().unwrap();
+        assert_eq!(reason, LeaseLost::TimedOut);
+        assert!(
+            waited + Duration::from_millis(300) >= ttl - ttl / 3,
+            "gave up after {waited:?}, TTL {ttl:?}"
+        );
+    })
+    .await;
+}
+
+/// The keep-alive stream breaks when the member restarts; the keeper opens
+/// a new one and the lease lives on.
+#[tokio::test]
+async fn keeper_reopens_its_stream_after_a_restart() {
+    each_version(90, |bin| async move {
+        let (cluster, client) = single(&bin).await;
+        let keeper = LeaseKeeper::grant(&client, 4).await.unwrap();
+        cluster.member(0).kill().unwrap();
+        cluster.member(0).restart().await.unwrap();
+        // Well past the TTL after the restart.
+        tokio::time::sleep(Duration::from_secs(9)).await;
+        assert!(keeper.is_alive(), "{:?}", keeper.state());
+        let left = client.lease_time_to_live(keeper.id()).await.unwrap();
+        assert!(left.ttl > 0, "{left:?}");
+    })
+    .await;
+}
+
+/// With auth on and short-lived tokens: the restart forgets every token, so
+/// the keeper's new stream needs a fresh one, which the auth layer gets.
+#[tokio::test]
+async fn keeper_survives_a_restart_with_auth_and_expiring_tokens() {
+    each_version(90, |bin| async move {
+        let mut cluster = etcd_tower_testkit::Cluster::builder(&bin)
+            .auth_token_ttl(2)
+            .start()
+            .await
+            .unwrap();
+        cluster.enable_auth("rootpw").await.unwrap();
+        let client = etcd_tower::Client::builder(cluster.endpoints())
+            .user("root", "rootpw")
+            .connect()
+            .await
+            .unwrap();
+        let keeper = LeaseKeeper::grant(&client, 4).await.unwrap();
+        // Outlive the token first, then lose every token in a restart.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        cluster.member(0).kill().unwrap();
+        cluster.member(0).restart().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(9)).await;
+        assert!(keeper.is_alive(), "{:?}", keeper.state());
+        let left = client.lease_time_to_live(keeper.id()).await.unwrap();
+        assert!(left.ttl > 0, "{left:?}");
+    })
+    .await;
+}

@@ -1,0 +1,77 @@
+//! How the engine behaves: [`WatchConfig`].
+
+use std::time::Duration;
+
+/// Settings of a [`WatchEngine`](crate::WatchEngine). The defaults suit a
+/// cluster on a local network.
+///
+/// ```
+/// use std::time::Duration;
+/// use etcd_tower_watch::WatchConfig;
+///
+/// let config = WatchConfig::default()
+///     .buffer(4096)
+///     .backoff(Duration::from_millis(20), Duration::from_secs(2));
+/// # drop(config);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchConfig {
+    pub(crate) buffer: usize,
+    pub(crate) backoff_initial: Duration,
+    pub(crate) backoff_max: Duration,
+    pub(crate) backoff_reset_after: Duration,
+    pub(crate) open_timeout: Duration,
+    pub(crate) probe_timeout: Duration,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        WatchConfig {
+            buffer: 1024,
+            backoff_initial: Duration::from_millis(20),
+            backoff_max: Duration::from_secs(2),
+            backoff_reset_after: Duration::from_secs(5),
+            open_timeout: Duration::from_secs(10),
+            probe_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl WatchConfig {
+    /// How many events a watcher's buffer holds before the watcher counts
+    /// as lagging (see the crate docs). Default 1024; at least 1.
+    pub fn buffer(mut self, events: usize) -> Self {
+        self.buffer = events.max(1);
+        self
+    }
+
+    /// The delay before re-opening a broken stream: `initial`, doubled
+    /// after each consecutive failure, at most `max`. Default 20 ms to 2 s.
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.backoff_initial = initial.max(Duration::from_millis(1));
+        self.backoff_max = max.max(self.backoff_initial);
+        self
+    }
+
+    /// How long a stream must have worked before the back-off starts again
+    /// from its initial delay. Default 5 s.
+    pub fn backoff_reset_after(mut self, healthy: Duration) -> Self {
+        self.backoff_reset_after = healthy;
+        self
+    }
+
+    /// How long opening a stream may take, until the server's first
+    /// message. Default 10 s. (A connection that goes silent later is
+    /// found by the transport's HTTP/2 keepalive.)
+    pub fn open_timeout(mut self, timeout: Duration) -> Self {
+        self.open_timeout = timeout;
+        self
+    }
+
+    /// How long the probe that follows a rejected create may take (see the
+    /// crate docs on auth). Default 5 s.
+    pub fn probe_timeout(mut self, timeout: Duration) -> Self {
+        self.probe_timeout = timeout;
+        self
+    }
+}

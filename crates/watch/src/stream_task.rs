@@ -1,0 +1,977 @@
+//! The task that owns one gRPC watch stream and every watcher on it.
+//!
+//! One task per require-leader group. It is the only place where watcher
+//! state changes, so no lock guards it: the engine, the watchers and the
+//! stream talk to it through channels, and it reacts to one wake-up at a
+//! time (a command, a note from a watcher, a message or failure of the
+//! stream, the end of a back-off, a probe's answer).
+//!
+//! Each watcher goes through these phases:
+//!
+//! ```text
+//!            create sent             created
+//!  Unsent ───────────────> Creating ──────────> Active ──┐ buffer full:
+//!    ^  ^                     │ refused                  │ cancel on server
+//!    │  │  stream re-opened   v                          v
+//!    │  └──────────────── Rejected (probe)            Lagging
+//!    └────────────────────────────────────────────────── ┘ consumer drained
+//! ```
+//!
+//! A stream fault moves every `Creating`, `Active` and `Rejected` watcher
+//! back to `Unsent`; they are created again, from their next revision, on
+//! the next stream. Every incarnation of a watcher gets a fresh watch id
+//! (never 0, never reused), so a late message for an old incarnation can
+//! never be mistaken for the new one.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use etcd_tower_core::metric_names::{
+    LABEL_REASON, RESUME_AUTH, RESUME_DISCONNECTED, WATCH_EVENTS_DELIVERED_TOTAL,
+    WATCH_RESUMES_TOTAL,
+};
+use etcd_tower_core::proto::etcdserverpb::{
+    watch_request::RequestUnion, ResponseHeader, WatchCancelRequest, WatchProgressRequest,
+    WatchRequest, WatchResponse,
+};
+use etcd_tower_core::signal::TokenGeneration;
+use etcd_tower_core::{
+    Code, ErrorKind, EtcdError, EtcdRequest, EtcdResponse, RequestBody, ResponseBody,
+    ResponseStream, Sent,
+};
+use futures_core::Stream;
+use futures_util::{FutureExt, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, Sleep};
+use tower::{Service, ServiceExt};
+
+use crate::backoff::Backoff;
+use crate::config::WatchConfig;
+use crate::fragment::Fragments;
+use crate::options::WatchOptions;
+use crate::probe::{self, ProbeFuture, ProbeOutcome, Verdict};
+use crate::queue::{Pushed, Queue};
+use crate::revision::NextRevision;
+use crate::watcher::{Note, WatchBatch, Watcher};
+
+/// How many stream messages are handled in one go before the task looks at
+/// its other inputs again.
+const INBOUND_BURST: usize = 256;
+
+/// State shared by the engine and its stream tasks.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: WatchConfig,
+    /// The newest token generation seen, plus one; 0 when none was seen.
+    generation: AtomicU64,
+    next_key: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(config: WatchConfig) -> Self {
+        Shared {
+            config,
+            generation: AtomicU64::new(0),
+            next_key: AtomicU64::new(1),
+        }
+    }
+
+    /// The newest token generation the engine has seen (from a probe or a
+    /// stream), if any.
+    pub(crate) fn known_generation(&self) -> Option<TokenGeneration> {
+        match self.generation.load(Ordering::Acquire) {
+            0 => None,
+            n => Some(TokenGeneration(n - 1)),
+        }
+    }
+
+    fn note_generation(&self, generation: TokenGeneration) {
+        self.generation
+            .fetch_max(generation.0.saturating_add(1), Ordering::AcqRel);
+    }
+
+    fn next_key(&self) -> u64 {
+        self.next_key.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// What the engine asks of a stream task.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Create a watcher and answer once the server confirmed it.
+    Watch {
+        options: WatchOptions,
+        reply: oneshot::Sender<Result<Watcher, EtcdError>>,
+    },
+    /// Ask the server for a progress notification.
+    Progress,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Needs a create on the current (or next) stream.
+    Unsent,
+    /// Create sent with this id, not answered yet.
+    Creating(i64),
+    /// Created on the server with this id.
+    Active(i64),
+    /// Cancelled on the server because its buffer was full; waits for its
+    /// consumer to drain the buffer.
+    Lagging,
+    /// The server refused its create; waits for the probe's verdict.
+    Rejected,
+}
+
+/// One watcher, as the task sees it.
+struct Entry {
+    options: WatchOptions,
+    next: NextRevision,
+    phase: Phase,
+    queue: Arc<Queue>,
+    /// The caller of `watch()`, until the server confirms the first create.
+    reply: Option<oneshot::Sender<Result<Watcher, EtcdError>>>,
+    /// A probe already renewed the token for this watcher's current refusal
+    /// episode; cleared when a create succeeds.
+    renewed: bool,
+}
+
+impl Drop for Entry {
+    /// A watcher the task lets go of without an error (the task itself is
+    /// dropped, for example at runtime shutdown) must not leave its
+    /// consumer waiting forever.
+    fn drop(&mut self) {
+        self.queue.finish(Some(EtcdError::client(
+            ErrorKind::Closed,
+            "the watch engine stopped",
+        )));
+    }
+}
+
+/// The client's half of one open (or opening) stream.
+struct Link {
+    outbound: mpsc::UnboundedSender<WatchRequest>,
+    /// A progress request is queued and not yet taken by the transport.
+    progress_queued: Arc<AtomicBool>,
+    /// Creates sent and not yet answered, in order: `(watch id, watcher)`.
+    pending: VecDeque<(i64, u64)>,
+    fragments: Fragments,
+    /// The token generation the stream was opened with.
+    generation: Option<TokenGeneration>,
+}
+
+impl Link {
+    fn send(&self, request: RequestUnion) {
+        // A send fails only when the transport dropped the outbound stream,
+        // i.e. the call failed; the inbound side reports that failure.
+        if self
+            .outbound
+            .send(WatchRequest {
+                request_union: Some(request),
+            })
+            .is_err()
+        {
+            tracing::trace!("watch stream outbound closed");
+        }
+    }
+
+    fn cancel(&mut self, watch_id: i64) {
+        self.fragments.forget(watch_id);
+        self.send(RequestUnion::CancelRequest(WatchCancelRequest { watch_id }));
+    }
+
+    fn request_progress(&self) {
+        if !self.progress_queued.swap(true, Ordering::AcqRel) {
+            self.send(RequestUnion::ProgressRequest(WatchProgressRequest {}));
+        }
+    }
+}
+
+type OpenFuture = Pin<Box<dyn Future<Output = Result<EtcdResponse, EtcdError>> + Send>>;
+
+enum Conn {
+    /// No stream, none wanted right now.
+    Idle,
+    /// Backing off before the next open.
+    Waiting(Pin<Box<Sleep>>),
+    /// The open call is under way (it completes with the first message).
+    Opening {
+        link: Link,
+        future: OpenFuture,
+        deadline: Pin<Box<Sleep>>,
+    },
+    /// The stream is open.
+    Open {
+        link: Link,
+        inbound: ResponseStream<WatchResponse>,
+        opened_at: Instant,
+    },
+}
+
+struct InFlightProbe {
+    future: ProbeFuture,
+    watcher: u64,
+    /// This probe carries a token renewal.
+    renewing: bool,
+    epoch: u64,
+    stream_generation: Option<TokenGeneration>,
+}
+
+enum Wake {
+    Command(Option<Command>),
+    Note(Option<Note>),
+    Opened(Result<EtcdResponse, EtcdError>),
+    OpenTimedOut,
+    Inbound(Option<Result<WatchResponse, EtcdError>>),
+    Retry,
+    Probe(ProbeOutcome),
+}
+
+/// The outbound half handed to the service: the task's channel, noting
+/// when a queued progress request leaves so that a later one is sent.
+struct Outbound {
+    rx: mpsc::UnboundedReceiver<WatchRequest>,
+    progress_queued: Arc<AtomicBool>,
+}
+
+impl Stream for Outbound {
+    type Item = WatchRequest;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<WatchRequest>> {
+        let item = ready!(self.rx.poll_recv(cx));
+        if let Some(WatchRequest {
+            request_union: Some(RequestUnion::ProgressRequest(_)),
+        }) = &item
+        {
+            self.progress_queued.store(false, Ordering::Release);
+        }
+        Poll::Ready(item)
+    }
+}
+
+/// The task owning one require-leader group's stream.
+pub(crate) struct StreamTask<S> {
+    service: S,
+    shared: Arc<Shared>,
+    require_leader: bool,
+    commands: mpsc::Receiver<Command>,
+    commands_open: bool,
+    notes: mpsc::UnboundedReceiver<Note>,
+    notes_tx: mpsc::UnboundedSender<Note>,
+    watchers: HashMap<u64, Entry>,
+    /// Server watch id of the current incarnation -> watcher.
+    by_id: HashMap<i64, u64>,
+    /// Watchers that went `Unsent`, in order (entries may be stale).
+    to_create: VecDeque<u64>,
+    next_watch_id: i64,
+    conn: Conn,
+    /// Bumped whenever the stream is dropped: tells stale probe answers.
+    epoch: u64,
+    backoff: Backoff,
+    probe: Option<InFlightProbe>,
+    /// Rejected watchers waiting for their probe, in order.
+    probe_waiting: VecDeque<u64>,
+    /// Why the stream is being re-opened (the `reason` of the resume
+    /// metric), until the new stream is open.
+    resume_reason: Option<&'static str>,
+}
+
+impl<S> StreamTask<S>
+where
+    S: Service<EtcdRequest, Response = EtcdResponse, Error = EtcdError> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    pub(crate) fn new(
+        service: S,
+        shared: Arc<Shared>,
+        require_leader: bool,
+        commands: mpsc::Receiver<Command>,
+    ) -> Self {
+        let (notes_tx, notes) = mpsc::unbounded_channel();
+        let backoff = Backoff::new(
+            shared.config.backoff_initial,
+            shared.config.backoff_max,
+            shared.config.backoff_reset_after,
+        );
+        StreamTask {
+            service,
+            shared,
+            require_leader,
+            commands,
+            commands_open: true,
+            notes,
+            notes_tx,
+            watchers: HashMap::new(),
+            by_id: HashMap::new(),
+            to_create: VecDeque::new(),
+            next_watch_id: 1,
+            conn: Conn::Idle,
+            epoch: 0,
+            backoff,
+            probe: None,
+            probe_waiting: VecDeque::new(),
+            resume_reason: None,
+        }
+    }
+
+    /// Runs until the engine and every watcher are gone.
+    pub(crate) async fn run(mut self) {
+        loop {
+            self.reconcile();
+            if !self.commands_open && self.watchers.is_empty() {
+                break;
+            }
+            let wake = tokio::select! {
+                command = self.commands.recv(), if self.commands_open => Wake::Command(command),
+                note = self.notes.recv() => Wake::Note(note),
+                wake = conn_wake(&mut self.conn) => wake,
+                outcome = probe_wake(&mut self.probe) => Wake::Probe(outcome),
+            };
+            self.handle(wake);
+        }
+        tracing::debug!(
+            require_leader = self.require_leader,
+            "watch stream task done"
+        );
+    }
+
+    fn handle(&mut self, wake: Wake) {
+        match wake {
+            Wake::Command(None) => self.commands_open = false,
+            Wake::Command(Some(Command::Watch { options, reply })) => {
+                self.add_watcher(options, reply)
+            }
+            Wake::Command(Some(Command::Progress)) => {
+                if let Some(link) = self.link() {
+                    link.request_progress();
+                }
+            }
+            Wake::Note(Some(Note::Progress(key))) => {
+                if let Some(entry) = self.watchers.get(&key) {
+                    entry.queue.progress_taken();
+                }
+                if let Some(link) = self.link() {
+                    link.request_progress();
+                }
+            }
+            Wake::Note(Some(Note::Dropped(key))) => self.remove_watcher(key),
+            Wake::Note(Some(Note::Drained(key))) => self.on_drained(key),
+            // The task holds a sender: the channel never closes.
+            Wake::Note(None) => {}
+            Wake::Opened(result) => self.on_opened(result),
+            Wake::OpenTimedOut => self.fault(EtcdError::new(
+                ErrorKind::Timeout,
+                Code::DeadlineExceeded,
+                "opening the watch stream timed out",
+                Sent::MayHaveBeenApplied,
+            )),
+            Wake::Inbound(item) => {
+                self.on_inbound(item);
+                // Take what else is already there before looking elsewhere.
+                for _ in 0..INBOUND_BURST {
+                    let next = match &mut self.conn {
+                        Conn::Open { inbound, .. } => inbound.next().now_or_never(),
+                        _ => None,
+                    };
+                    match next {
+                        Some(item) => self.on_inbound(item),
+                        None => break,
+                    }
+                }
+            }
+            Wake::Retry => self.conn = Conn::Idle,
+            Wake::Probe(outcome) => self.on_probe(outcome),
+        }
+    }
+
+    fn link(&self) -> Option<&Link> {
+        match &self.conn {
+            Conn::Opening { link, .. } | Conn::Open { link, .. } => Some(link),
+            Conn::Idle | Conn::Waiting(_) => None,
+        }
+    }
+
+    fn link_mut(&mut self) -> Option<&mut Link> {
+        match &mut self.conn {
+            Conn::Opening { link, .. } | Conn::Open { link, .. } => Some(link),
+            Conn::Idle | Conn::Waiting(_) => None,
+        }
+    }
+
+    /// Brings the stream in line with the watchers: closes it when none is
+    /// left, opens it or sends creates when some need one.
+    fn reconcile(&mut self) {
+        if self.watchers.is_empty() {
+            if self.link().is_some() {
+                tracing::debug!("last watcher gone; closing the watch stream");
+                self.drop_stream();
+            }
+            self.to_create.clear();
+            return;
+        }
+        if self.to_create.is_empty() {
+            return;
+        }
+        match &self.conn {
+            Conn::Waiting(_) => {}
+            Conn::Idle => self.open(),
+            Conn::Opening { .. } => self.send_creates(),
+            Conn::Open { link, .. } => {
+                if self.shared.known_generation() > link.generation {
+                    // A probe learned of a newer token: creates on this
+                    // stream would be refused. Re-open first.
+                    tracing::info!("watch stream token is older than the current one; re-opening");
+                    self.restart(RESUME_AUTH);
+                } else {
+                    self.send_creates();
+                }
+            }
+        }
+    }
+
+    fn add_watcher(
+        &mut self,
+        options: WatchOptions,
+        reply: oneshot::Sender<Result<Watcher, EtcdError>>,
+    ) {
+        let key = self.shared.next_key();
+        let capacity = options.buffer.unwrap_or(self.shared.config.buffer);
+        let entry = Entry {
+            next: NextRevision::new(options.start_revision),
+            options,
+            phase: Phase::Unsent,
+            queue: Arc::new(Queue::new(capacity)),
+            reply: Some(reply),
+            renewed: false,
+        };
+        self.watchers.insert(key, entry);
+        self.to_create.push_back(key);
+    }
+
+    /// Opens a stream whose outbound side already holds the creates (the
+    /// open completes only when the server sends its first message, which
+    /// it does when it answers the first create).
+    fn open(&mut self) {
+        let (outbound, rx) = mpsc::unbounded_channel();
+        let progress_queued = Arc::new(AtomicBool::new(false));
+        let stream = Outbound {
+            rx,
+            progress_queued: progress_queued.clone(),
+        };
+        let mut request = EtcdRequest::new(RequestBody::Watch(Box::pin(stream)));
+        request.meta.require_leader = self.require_leader;
+        let mut service = self.service.clone();
+        let future: OpenFuture = Box::pin(async move {
+            ServiceExt::<EtcdRequest>::ready(&mut service).await?;
+            Service::call(&mut service, request).await
+        });
+        self.conn = Conn::Opening {
+            link: Link {
+                outbound,
+                progress_queued,
+                pending: VecDeque::new(),
+                fragments: Fragments::default(),
+                generation: None,
+            },
+            future,
+            deadline: Box::pin(tokio::time::sleep(self.shared.config.open_timeout)),
+        };
+        self.send_creates();
+        if self.link().is_none_or(|link| link.pending.is_empty()) {
+            // Nothing to create after all: a stream without a create would
+            // never see its first message.
+            self.conn = Conn::Idle;
+        } else {
+            tracing::debug!(
+                require_leader = self.require_leader,
+                "opening a watch stream"
+            );
+        }
+    }
+
+    /// Sends a create for every `Unsent` watcher.
+    fn send_creates(&mut self) {
+        let link = match &mut self.conn {
+            Conn::Opening { link, .. } | Conn::Open { link, .. } => link,
+            Conn::Idle | Conn::Waiting(_) => return,
+        };
+        while let Some(key) = self.to_create.pop_front() {
+            let Some(entry) = self.watchers.get_mut(&key) else {
+                continue;
+            };
+            if entry.phase != Phase::Unsent {
+                continue;
+            }
+            let id = self.next_watch_id;
+            self.next_watch_id = self.next_watch_id.saturating_add(1);
+            entry.phase = Phase::Creating(id);
+            let create = entry.options.create_request(id, entry.next.resume_from());
+            link.send(RequestUnion::CreateRequest(create));
+            link.pending.push_back((id, key));
+            self.by_id.insert(id, key);
+        }
+    }
+
+    /// Drops the stream (closing it) and moves every watcher that was on
+    /// it back to `Unsent`.
+    fn drop_stream(&mut self) {
+        self.conn = Conn::Idle;
+        self.epoch = self.epoch.wrapping_add(1);
+        self.by_id.clear();
+        self.probe_waiting.clear();
+        for (key, entry) in &mut self.watchers {
+            match entry.phase {
+                Phase::Creating(_) | Phase::Active(_) | Phase::Rejected => {
+                    entry.phase = Phase::Unsent;
+                    self.to_create.push_back(*key);
+                }
+                Phase::Unsent | Phase::Lagging => {}
+            }
+        }
+    }
+
+    fn healthy_for(&self) -> Option<Duration> {
+        match &self.conn {
+            Conn::Open { opened_at, .. } => Some(opened_at.elapsed()),
+            _ => None,
+        }
+    }
+
+    /// Drops the stream and re-opens it after the back-off delay; `reason`
+    /// is [`RESUME_DISCONNECTED`] or [`RESUME_AUTH`].
+    fn restart(&mut self, reason: &'static str) {
+        let healthy_for = self.healthy_for();
+        if self.watchers.values().any(|entry| entry.reply.is_none()) {
+            self.resume_reason.get_or_insert(reason);
+        }
+        self.drop_stream();
+        let delay = self.backoff.next_delay(healthy_for);
+        tracing::debug!(?delay, "re-opening the watch stream after a delay");
+        self.conn = Conn::Waiting(Box::pin(tokio::time::sleep(delay)));
+    }
+
+    /// The stream failed: re-open with back-off, or end every watcher if
+    /// the failure cannot go away by itself.
+    fn fault(&mut self, error: EtcdError) {
+        if is_permanent(&error) {
+            tracing::warn!(%error, "watch stream failed for good; ending its watchers");
+            self.drop_stream();
+            self.resume_reason = None;
+            let keys: Vec<u64> = self.watchers.keys().copied().collect();
+            for key in keys {
+                self.end_watcher(key, error.clone());
+            }
+            return;
+        }
+        tracing::info!(%error, watchers = self.watchers.len(), "watch stream broke; resuming");
+        self.restart(RESUME_DISCONNECTED);
+    }
+
+    fn on_opened(&mut self, result: Result<EtcdResponse, EtcdError>) {
+        let response = match result {
+            Ok(response) => response,
+            Err(error) => return self.fault(error),
+        };
+        let generation = response.extensions.get::<TokenGeneration>().copied();
+        let inbound = match response.body {
+            ResponseBody::Watch(inbound) => inbound,
+            other => {
+                return self.fault(protocol_error(format!(
+                    "a watch open was answered with a {} response",
+                    other.rpc()
+                )))
+            }
+        };
+        if let Some(generation) = generation {
+            self.shared.note_generation(generation);
+        }
+        if let Conn::Opening { mut link, .. } = std::mem::replace(&mut self.conn, Conn::Idle) {
+            link.generation = generation;
+            if let Some(reason) = self.resume_reason.take() {
+                metrics::counter!(WATCH_RESUMES_TOTAL, LABEL_REASON => reason).increment(1);
+            }
+            self.conn = Conn::Open {
+                link,
+                inbound,
+                opened_at: Instant::now(),
+            };
+        }
+    }
+
+    fn on_inbound(&mut self, item: Option<Result<WatchResponse, EtcdError>>) {
+        match item {
+            Some(Ok(response)) => self.on_response(response),
+            Some(Err(error)) => self.fault(error),
+            None => self.fault(EtcdError::new(
+                ErrorKind::ConnectionLost,
+                Code::Unavailable,
+                "the server ended the watch stream",
+                Sent::MayHaveBeenApplied,
+            )),
+        }
+    }
+
+    fn on_response(&mut self, response: WatchResponse) {
+        if response.created {
+            return self.on_create_answer(response);
+        }
+        if response.watch_id == -1 {
+            return self.broadcast_progress(response);
+        }
+        let Some(&key) = self.by_id.get(&response.watch_id) else {
+            // An incarnation cancelled by the client; its messages may
+            // still be on the way.
+            return;
+        };
+        let Some(link) = self.link_mut() else {
+            return;
+        };
+        let Some(response) = link.fragments.push(response) else {
+            return;
+        };
+        if response.canceled {
+            self.by_id.remove(&response.watch_id);
+            let error = if response.compact_revision != 0 {
+                compacted(response.compact_revision)
+            } else {
+                EtcdError::new(
+                    ErrorKind::WatchCanceled,
+                    Code::Cancelled,
+                    format!("the server cancelled the watch: {}", response.cancel_reason),
+                    Sent::Rejected,
+                )
+            };
+            return self.end_watcher(key, error);
+        }
+        let header = response.header.unwrap_or_default();
+        if response.events.is_empty() {
+            return self.progress(key, header);
+        }
+        self.deliver(key, response.watch_id, header, response.events);
+    }
+
+    /// The answer to the oldest create still pending (creates are answered
+    /// in order; a refusal may carry watch id -1).
+    fn on_create_answer(&mut self, response: WatchResponse) {
+        let Some(link) = self.link_mut() else {
+            return;
+        };
+        let Some((id, key)) = link.pending.pop_front() else {
+            return self.fault(protocol_error(
+                "the server answered a watch create that was never sent".into(),
+            ));
+        };
+        if response.watch_id != id && response.watch_id != -1 {
+            return self.fault(protocol_error(format!(
+                "watch create {id} was answered for watch id {}",
+                response.watch_id
+            )));
+        }
+        if response.canceled {
+            return self.on_rejected(key, id);
+        }
+        let Some(entry) = self.watchers.get_mut(&key) else {
+            return; // dropped meanwhile; its cancel is already sent
+        };
+        if entry.phase != Phase::Creating(id) {
+            return;
+        }
+        entry.phase = Phase::Active(id);
+        entry.renewed = false;
+        entry
+            .next
+            .on_created(response.header.map_or(0, |h| h.revision));
+        if let Some(reply) = entry.reply.take() {
+            let watcher = Watcher::new(key, entry.queue.clone(), self.notes_tx.clone());
+            // If the caller is gone, the watcher handle is dropped with
+            // the failed send, and its drop note cancels it.
+            if reply.send(Ok(watcher)).is_err() {
+                tracing::trace!(
+                    watcher = key,
+                    "watch caller gone before the create was confirmed"
+                );
+            }
+        }
+    }
+
+    /// The server refused a create (`created` and `canceled`): either the
+    /// stream's token is stale or the watch is not permitted. See
+    /// [`probe`](crate::probe).
+    fn on_rejected(&mut self, key: u64, id: i64) {
+        self.by_id.remove(&id);
+        let Some(entry) = self.watchers.get_mut(&key) else {
+            return;
+        };
+        if entry.phase != Phase::Creating(id) {
+            return;
+        }
+        entry.phase = Phase::Rejected;
+        let stream_generation = self.link().and_then(|link| link.generation);
+        if self.shared.known_generation() > stream_generation {
+            tracing::info!("watch create refused on a stream with an old token; re-opening");
+            return self.restart(RESUME_AUTH);
+        }
+        tracing::debug!(watcher = key, "watch create refused; probing why");
+        self.probe_waiting.push_back(key);
+        self.start_probe();
+    }
+
+    /// Starts the probe for the oldest refused watcher, unless one is
+    /// already under way (one probe at a time, whatever the number of
+    /// refusals).
+    fn start_probe(&mut self) {
+        self.start_probe_renewing(None);
+    }
+
+    /// Starts the next probe; with `renew`, for the watcher at the head of
+    /// the queue, asking the auth layer to replace that token generation.
+    fn start_probe_renewing(&mut self, renew: Option<TokenGeneration>) {
+        if self.probe.is_some() {
+            return;
+        }
+        let stream_generation = match &self.conn {
+            Conn::Open { link, .. } => link.generation,
+            _ => return,
+        };
+        while let Some(key) = self.probe_waiting.pop_front() {
+            let Some(entry) = self.watchers.get(&key) else {
+                continue;
+            };
+            if entry.phase != Phase::Rejected {
+                continue;
+            }
+            let future = probe::probe(
+                self.service.clone(),
+                entry.options.key.clone(),
+                entry.options.range_end.clone(),
+                renew,
+                self.shared.config.probe_timeout,
+            );
+            self.probe = Some(InFlightProbe {
+                future,
+                watcher: key,
+                renewing: renew.is_some(),
+                epoch: self.epoch,
+                stream_generation,
+            });
+            return;
+        }
+    }
+
+    fn on_probe(&mut self, outcome: ProbeOutcome) {
+        let Some(probe) = self.probe.take() else {
+            return;
+        };
+        if let ProbeOutcome::Readable(Some(generation)) = &outcome {
+            self.shared.note_generation(*generation);
+        }
+        if probe.epoch != self.epoch {
+            // The stream was replaced meanwhile and the watcher re-created.
+            return self.start_probe();
+        }
+        let may_renew = !probe.renewing
+            && self
+                .watchers
+                .get(&probe.watcher)
+                .is_some_and(|entry| !entry.renewed);
+        match outcome.verdict(probe.stream_generation, may_renew) {
+            Verdict::Renew(generation) => {
+                tracing::info!(
+                    watcher = probe.watcher,
+                    "watch refused although its stream's token reads; renewing the token once"
+                );
+                if let Some(entry) = self.watchers.get_mut(&probe.watcher) {
+                    entry.renewed = true;
+                }
+                self.probe_waiting.push_front(probe.watcher);
+                self.start_probe_renewing(Some(generation));
+            }
+            Verdict::StaleToken => {
+                tracing::info!("the watch stream's token is stale; re-opening and resuming");
+                self.restart(RESUME_AUTH);
+            }
+            Verdict::Denied(error) => {
+                tracing::debug!(watcher = probe.watcher, "watch permission denied");
+                self.end_watcher(probe.watcher, error);
+                self.start_probe();
+            }
+            Verdict::Fault(error) => self.fault(error),
+        }
+    }
+
+    fn deliver(
+        &mut self,
+        key: u64,
+        id: i64,
+        header: ResponseHeader,
+        mut events: Vec<etcd_tower_core::proto::mvccpb::Event>,
+    ) {
+        let Some(entry) = self.watchers.get_mut(&key) else {
+            return;
+        };
+        entry.next.retain_new(&mut events);
+        if events.is_empty() {
+            return;
+        }
+        let count = events.len() as u64;
+        let mut next = entry.next;
+        next.on_delivered(&events);
+        match entry
+            .queue
+            .push_events(WatchBatch::new(header, events, false))
+        {
+            Pushed::Accepted => {
+                entry.next = next;
+                metrics::counter!(WATCH_EVENTS_DELIVERED_TOTAL).increment(count);
+            }
+            Pushed::Full => {
+                // Never block the shared stream, never drop silently:
+                // cancel this watcher and re-create it from its next
+                // revision once its consumer has caught up.
+                tracing::debug!(watcher = key, "watcher buffer full; lagging");
+                entry.phase = Phase::Lagging;
+                self.by_id.remove(&id);
+                if let Some(link) = self.link_mut() {
+                    link.cancel(id);
+                }
+            }
+            Pushed::ConsumerGone => {}
+        }
+    }
+
+    /// A progress notification for one watcher: every event up to its
+    /// revision was sent (etcd sends these only to synced watchers).
+    fn progress(&mut self, key: u64, header: ResponseHeader) {
+        let Some(entry) = self.watchers.get_mut(&key) else {
+            return;
+        };
+        entry.next.on_progress(header.revision);
+        entry
+            .queue
+            .push_progress(WatchBatch::new(header, Vec::new(), true));
+    }
+
+    /// An answer to a progress request, for every watcher of the stream.
+    /// It does not move next revisions (see [`revision`](crate::revision)).
+    fn broadcast_progress(&mut self, response: WatchResponse) {
+        let header = response.header.unwrap_or_default();
+        for entry in self.watchers.values() {
+            if matches!(entry.phase, Phase::Active(_)) {
+                entry
+                    .queue
+                    .push_progress(WatchBatch::new(header, Vec::new(), true));
+            }
+        }
+    }
+
+    fn on_drained(&mut self, key: u64) {
+        if let Some(entry) = self.watchers.get_mut(&key) {
+            if entry.phase == Phase::Lagging {
+                tracing::debug!(watcher = key, "lagging watcher drained; re-creating");
+                entry.phase = Phase::Unsent;
+                self.to_create.push_back(key);
+            }
+        }
+    }
+
+    /// The watcher's handle was dropped: forget it and cancel it on the
+    /// server.
+    fn remove_watcher(&mut self, key: u64) {
+        let Some(entry) = self.watchers.remove(&key) else {
+            return;
+        };
+        if let Phase::Creating(id) | Phase::Active(id) = entry.phase {
+            self.by_id.remove(&id);
+            if let Some(link) = self.link_mut() {
+                link.cancel(id);
+            }
+        }
+    }
+
+    /// Ends a watcher with an error: its caller's `watch()` fails, or its
+    /// stream yields the error and ends.
+    fn end_watcher(&mut self, key: u64, error: EtcdError) {
+        let Some(mut entry) = self.watchers.remove(&key) else {
+            return;
+        };
+        if let Phase::Creating(id) | Phase::Active(id) = entry.phase {
+            self.by_id.remove(&id);
+        }
+        match entry.reply.take() {
+            Some(reply) => {
+                if reply.send(Err(error)).is_err() {
+                    tracing::trace!(watcher = key, "watch caller gone");
+                }
+            }
+            None => entry.queue.finish(Some(error)),
+        }
+    }
+}
+
+async fn conn_wake(conn: &mut Conn) -> Wake {
+    match conn {
+        Conn::Idle => std::future::pending().await,
+        Conn::Waiting(sleep) => {
+            sleep.as_mut().await;
+            Wake::Retry
+        }
+        Conn::Opening {
+            future, deadline, ..
+        } => {
+            tokio::select! {
+                result = future.as_mut() => Wake::Opened(result),
+                () = deadline.as_mut() => Wake::OpenTimedOut,
+            }
+        }
+        Conn::Open { inbound, .. } => Wake::Inbound(inbound.next().await),
+    }
+}
+
+async fn probe_wake(probe: &mut Option<InFlightProbe>) -> ProbeOutcome {
+    match probe {
+        Some(probe) => probe.future.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Failures that re-opening cannot fix: a configuration the server or the
+/// stack refuses. Everything else (connections, leaders, timeouts, server
+/// restarts) is retried with back-off.
+fn is_permanent(error: &EtcdError) -> bool {
+    matches!(
+        error.kind(),
+        ErrorKind::AuthFailed
+            | ErrorKind::PermissionDenied
+            | ErrorKind::InvalidRequest
+            | ErrorKind::InvalidEndpoint
+            | ErrorKind::NoEndpoints
+            | ErrorKind::InvalidTls
+    ) || error.code() == Code::Unimplemented
+}
+
+fn protocol_error(message: String) -> EtcdError {
+    EtcdError::new(
+        ErrorKind::UnexpectedResponse,
+        Code::Internal,
+        message,
+        Sent::MayHaveBeenApplied,
+    )
+}
+
+/// The error of a watcher whose next revision was compacted away.
+pub(crate) fn compacted(compact_revision: i64) -> EtcdError {
+    EtcdError::new(
+        ErrorKind::Compacted {
+            compact_revision: Some(compact_revision),
+        },
+        Code::OutOfRange,
+        format!(
+            "etcdserver: mvcc: required revision has been compacted (compacted at {compact_revision})"
+        ),
+        Sent::Rejected,
+    )
+}

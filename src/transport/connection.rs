@@ -1,0 +1,300 @@
+//! One endpoint's HTTP/2 connection: made lazily, shared by every call to
+//! the endpoint, kept alive with PINGs, and made again after it breaks.
+//!
+//! Calls talk to h2 directly: a call clones the connection's
+//! `SendRequest`, opens its stream, and polls its response from its own
+//! task. Nothing sits between the caller and the connection task: no
+//! buffer worker, no dispatch channel, no task per request. (tonic's
+//! `Channel` routes each call through a `tower::buffer` worker task and
+//! then hyper's dispatcher, which spawns a task per response: two extra
+//! task hops and wake-ups per call, the largest client cost we measured.)
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::{BoxFuture, FutureExt, Shared};
+use http::uri::{Authority, Scheme};
+use http::Uri;
+
+use super::connector::{Connector, Io};
+use crate::error::{ErrorKind, EtcdError};
+
+/// The HTTP/2 settings of every connection: hyper's defaults, which
+/// tonic used before. Windows are large because on a LAN the default 64 KiB
+/// would throttle large ranges and snapshots.
+const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
+const CONNECTION_WINDOW: u32 = 5 * 1024 * 1024;
+const MAX_FRAME_SIZE: u32 = 16 * 1024;
+const MAX_HEADER_LIST_SIZE: u32 = 16 * 1024;
+const MAX_SEND_BUFFER: usize = 1024 * 1024;
+/// Streams allowed before the server's SETTINGS say how many it takes.
+const INITIAL_MAX_SEND_STREAMS: usize = 100;
+
+/// HTTP/2 keepalive: a PING every `interval` while calls or streams are
+/// open; no PONG within `timeout` closes the connection.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Keepalive {
+    pub(crate) interval: Duration,
+    pub(crate) timeout: Duration,
+}
+
+type Connecting = Shared<BoxFuture<'static, Result<Live, EtcdError>>>;
+
+/// One endpoint's connection, as the endpoint set holds it.
+pub(crate) struct Connection {
+    uri: Uri,
+    scheme: Scheme,
+    authority: Authority,
+    connector: Connector,
+    keepalive: Option<Keepalive>,
+    state: Mutex<State>,
+    /// Numbers the connection attempts.
+    attempts: AtomicU64,
+}
+
+enum State {
+    /// Not connected: the next call connects.
+    Idle,
+    /// A connection is being made; every caller waits on the same attempt
+    /// (told apart from later ones by its number).
+    Connecting(u64, Connecting),
+    Live(Live),
+}
+
+/// A usable connection: what a call needs to open a stream on it.
+#[derive(Clone)]
+pub(crate) struct Live {
+    pub(crate) send: h2::client::SendRequest<Bytes>,
+    pub(crate) info: Arc<ConnectionInfo>,
+}
+
+/// What the connection's task and its calls share.
+#[derive(Debug)]
+pub(crate) struct ConnectionInfo {
+    pub(crate) scheme: Scheme,
+    pub(crate) authority: Authority,
+    /// Calls and streams open (for keepalive: no PINGs while idle).
+    active: AtomicUsize,
+    closed: AtomicBool,
+}
+
+impl ConnectionInfo {
+    /// Counts a call or stream as open until the guard is dropped.
+    pub(crate) fn open(self: &Arc<Self>) -> ActiveGuard {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        ActiveGuard(self.clone())
+    }
+
+    /// Marks the connection unusable: the next call makes a new one.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    /// Whether several calls or streams are open: then the next write is
+    /// worth delaying by a scheduling round to carry more of them.
+    pub(crate) fn busy(&self) -> bool {
+        self.active.load(Ordering::Relaxed) > 1
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// An open call or stream; see [`ConnectionInfo::open`].
+#[derive(Debug)]
+pub(crate) struct ActiveGuard(Arc<ConnectionInfo>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A connection attempt a caller is waiting on, and its number. (A
+/// `Shared` future cannot say which attempt it was once it has completed.)
+struct Waiting(u64, Connecting);
+
+impl Connection {
+    pub(crate) fn new(uri: Uri, connector: Connector, keepalive: Option<Keepalive>) -> Self {
+        let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTP);
+        let authority = uri
+            .authority()
+            .cloned()
+            .unwrap_or_else(|| Authority::from_static("localhost"));
+        Connection {
+            uri,
+            scheme,
+            authority,
+            connector,
+            keepalive,
+            state: Mutex::new(State::Idle),
+            attempts: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn uri(&self) -> &Uri {
+        &self.uri
+    }
+
+    /// The live connection, connecting first if there is none. A connect
+    /// failure is returned once to each caller waiting on that attempt;
+    /// the next call tries again.
+    ///
+    /// `waiting` carries the attempt between polls: pass the same `None`
+    /// initialised slot until this returns `Ready`.
+    fn poll_live(
+        &self,
+        cx: &mut Context<'_>,
+        waiting: &mut Option<Waiting>,
+    ) -> Poll<Result<Live, EtcdError>> {
+        loop {
+            if let Some(Waiting(number, attempt)) = waiting {
+                let result = ready!(Pin::new(attempt).poll(cx));
+                let number = *number;
+                *waiting = None;
+                let mut state = lock(&self.state);
+                if matches!(&*state, State::Connecting(current, _) if *current == number) {
+                    *state = match &result {
+                        Ok(live) => State::Live(live.clone()),
+                        Err(_) => State::Idle,
+                    };
+                }
+                return Poll::Ready(result);
+            }
+            let mut state = lock(&self.state);
+            match &*state {
+                State::Live(live) if !live.info.is_closed() => {
+                    return Poll::Ready(Ok(live.clone()));
+                }
+                State::Connecting(number, attempt) => {
+                    *waiting = Some(Waiting(*number, attempt.clone()));
+                }
+                State::Idle | State::Live(_) => {
+                    let number = self.attempts.fetch_add(1, Ordering::Relaxed);
+                    let attempt = self.connect().boxed().shared();
+                    *waiting = Some(Waiting(number, attempt.clone()));
+                    *state = State::Connecting(number, attempt);
+                }
+            }
+        }
+    }
+
+    /// The live connection, if there is one now; never connects.
+    pub(crate) fn current(&self) -> Option<Live> {
+        match &*lock(&self.state) {
+            State::Live(live) if !live.info.is_closed() => Some(live.clone()),
+            _ => None,
+        }
+    }
+
+    /// [`poll_live`](Self::poll_live) as a future.
+    pub(crate) async fn live(&self) -> Result<Live, EtcdError> {
+        let mut waiting = None;
+        std::future::poll_fn(|cx| self.poll_live(cx, &mut waiting)).await
+    }
+
+    fn connect(&self) -> impl Future<Output = Result<Live, EtcdError>> + Send + 'static {
+        let connector = self.connector.clone();
+        let uri = self.uri.clone();
+        let keepalive = self.keepalive;
+        let info = Arc::new(ConnectionInfo {
+            scheme: self.scheme.clone(),
+            authority: self.authority.clone(),
+            active: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+        });
+        async move {
+            let io = connector.connect(&uri, info.clone()).await?;
+            let (send, connection) = h2::client::Builder::new()
+                .initial_window_size(STREAM_WINDOW)
+                .initial_connection_window_size(CONNECTION_WINDOW)
+                .max_frame_size(MAX_FRAME_SIZE)
+                .max_header_list_size(MAX_HEADER_LIST_SIZE)
+                .max_send_buffer_size(MAX_SEND_BUFFER)
+                .initial_max_send_streams(INITIAL_MAX_SEND_STREAMS)
+                .enable_push(false)
+                .handshake::<Io, Bytes>(io)
+                .await
+                .map_err(|e| {
+                    EtcdError::client(
+                        ErrorKind::Connect,
+                        format!("HTTP/2 handshake with {uri} failed: {e}"),
+                    )
+                })?;
+            tokio::spawn(drive(connection, info.clone(), keepalive, uri));
+            Ok(Live { send, info })
+        }
+    }
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &*lock(&self.state) {
+            State::Idle => "idle",
+            State::Connecting(..) => "connecting",
+            State::Live(live) if live.info.is_closed() => "closed",
+            State::Live(_) => "live",
+        };
+        f.debug_struct("Connection")
+            .field("uri", &self.uri)
+            .field("state", &state)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The connection's task: runs the HTTP/2 connection, and with keepalive
+/// PINGs it while anything is open, closing it when no PONG comes back in
+/// time (which fails what is open on it, and makes the next call
+/// reconnect).
+async fn drive(
+    mut connection: h2::client::Connection<Io, Bytes>,
+    info: Arc<ConnectionInfo>,
+    keepalive: Option<Keepalive>,
+    uri: Uri,
+) {
+    let pinger = keepalive.and_then(|k| connection.ping_pong().map(|p| (k, p)));
+    let ended = match pinger {
+        None => (&mut connection).await,
+        Some((keepalive, mut ping_pong)) => loop {
+            tokio::select! {
+                ended = &mut connection => break ended,
+                () = tokio::time::sleep(keepalive.interval) => {}
+            }
+            if info.active.load(Ordering::Relaxed) == 0 {
+                continue;
+            }
+            if let Err(error) = ping_pong.send_ping(h2::Ping::opaque()) {
+                break Err(error);
+            }
+            let pong = std::future::poll_fn(|cx| ping_pong.poll_pong(cx));
+            tokio::select! {
+                ended = &mut connection => break ended,
+                answer = tokio::time::timeout(keepalive.timeout, pong) => match answer {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => break Err(error),
+                    Err(_) => {
+                        tracing::warn!(endpoint = %uri, timeout = ?keepalive.timeout, "etcd connection did not answer a keepalive PING; closing it");
+                        break Ok(());
+                    }
+                },
+            }
+        },
+    };
+    info.close();
+    match ended {
+        Ok(()) => tracing::debug!(endpoint = %uri, "etcd HTTP/2 connection ended"),
+        Err(error) => tracing::debug!(endpoint = %uri, %error, "etcd HTTP/2 connection failed"),
+    }
+    // Dropping the connection fails every stream still open on it.
+    drop(connection);
+}
