@@ -221,33 +221,47 @@ async fn watches_survive_jwt_expiry_and_a_restart() {
     .await;
 }
 
-/// The control: the same scenario with the token generations hidden from
-/// the engine shows the server behaviour the design exists for: after the
-/// stream's token expired, a new watch on it is refused exactly like a
-/// real denial, although unary calls work.
+/// The control: the server behaviour the design exists for, on a raw watch
+/// stream through the same auth stack. After the stream's token expired, a
+/// new create on it is refused exactly like a real denial (`created` and
+/// `canceled`, no compaction revision), although unary calls work.
 async fn without_generations_an_expired_stream_refuses_new_watches(bin: &EtcdBinary) {
+    use etcd_tower_core::proto::etcdserverpb::{
+        watch_request::RequestUnion, WatchCreateRequest, WatchRequest,
+    };
+    use etcd_tower_core::{RequestBody, ResponseBody};
+
     let label = bin.label();
     let cluster = start(bin, Tokens::Simple).await;
     let (mut client, _counts) = client(&cluster, "root", ROOT_PASSWORD);
-    let hidden = tower::ServiceExt::map_response(
+    let create = |key: &str, watch_id: i64| WatchRequest {
+        request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
+            key: key.to_owned().into(),
+            watch_id,
+            ..Default::default()
+        })),
+    };
+    let (tx, rx) = futures::channel::mpsc::unbounded();
+    tx.unbounded_send(create("a", 1)).unwrap();
+    let opened = tower::ServiceExt::oneshot(
         client.clone(),
-        |mut response: etcd_tower_core::EtcdResponse| {
-            response
-                .extensions
-                .remove::<etcd_tower_core::signal::TokenGeneration>();
-            response
-        },
-    );
-    let engine = WatchEngine::new(hidden);
-    let _w1 = engine.watch(WatchOptions::key("a")).await.unwrap();
+        EtcdRequest::new(RequestBody::Watch(Box::pin(rx))),
+    )
+    .await
+    .unwrap();
+    let ResponseBody::Watch(mut inbound) = opened.body else {
+        panic!("not a watch stream")
+    };
+    let first = inbound.next().await.unwrap().unwrap();
+    assert!(first.created && !first.canceled, "{label}: {first:?}");
+
     tokio::time::sleep(Tokens::Simple.past_expiry()).await;
-    put_through(&mut client, "a", "unary calls still work").await;
-    let refused = engine.watch(WatchOptions::key("b")).await;
-    let error = refused.expect_err("a create on a stream whose token expired");
-    assert_eq!(
-        error.kind(),
-        &ErrorKind::PermissionDenied,
-        "{label}: {error}"
+    put_through(&mut client, "b", "unary calls still work").await;
+    tx.unbounded_send(create("b", 2)).unwrap();
+    let refused = inbound.next().await.unwrap().unwrap();
+    assert!(
+        refused.created && refused.canceled && refused.compact_revision == 0,
+        "{label}: {refused:?}"
     );
 }
 

@@ -100,8 +100,11 @@
 //!      engine then asks for a new token once, with
 //!      [`RenewToken`](etcd_tower_core::signal::RenewToken) on a second
 //!      probe (this layer logs in again unless it already holds a newer
-//!      token), and reopens the stream with it. Only a rejection on a
-//!      stream opened with that renewed token is reported as
+//!      token), and reopens the stream with it. A member applies the new
+//!      token only when it applies the `Authenticate` from the Raft log, so
+//!      a lagging member may still refuse it: a rejection on a stream
+//!      opened with the renewed token is re-checked on a new stream a
+//!      bounded number of times (no new login) before it is reported as
 //!      `PermissionDenied`.
 //!
 //! Each rejection episode causes at most one `Authenticate` (the probe's

@@ -25,11 +25,14 @@
 //!   dropped. The first time this happens to a watcher, the engine probes
 //!   again with [`RenewToken`] (the auth layer logs in again, once, unless
 //!   it already holds a newer token) and re-opens the stream with the new
-//!   token. If the watcher is refused again on that stream and the probe
-//!   again succeeds with the stream's generation, the refusal is a real
-//!   denial.
-//! * No auth layer (both generations `None`): nothing to renew; a readable
-//!   range with a refused watch is reported as a real denial.
+//!   token. A member applies the new token when it applies the
+//!   `Authenticate` from the Raft log, so a member that lags (just
+//!   restarted, or resumed after a freeze) may still refuse it: if the
+//!   watcher is refused again and the probe again reads with the stream's
+//!   generation, the engine re-opens the stream (with back-off, no new
+//!   login) up to [`RECHECKS`] times before it reports a real denial.
+//! * No auth layer (both generations `None`): nothing to renew; the same
+//!   re-checks, then a real denial.
 //! * Any other failure: unknown, treated as a stream fault (re-open with
 //!   back-off, which re-creates the watcher and asks again if refused).
 //!
@@ -46,6 +49,11 @@ use etcd_tower_core::proto::etcdserverpb::RangeRequest;
 use etcd_tower_core::signal::{RenewToken, ReportTokenGeneration, TokenGeneration};
 use etcd_tower_core::{Code, ErrorKind, EtcdError, EtcdRequest, EtcdResponse, Sent};
 use tower::{Service, ServiceExt};
+
+/// How many times a watcher refused again after its token was renewed is
+/// re-created on a fresh stream (no new login) before the refusal is taken
+/// as a real denial.
+pub(crate) const RECHECKS: u8 = 2;
 
 /// What a probe found.
 #[derive(Debug)]
@@ -69,6 +77,10 @@ pub(crate) enum Verdict {
     Renew(TokenGeneration),
     /// A real denial: end the watcher with this error.
     Denied(EtcdError),
+    /// The range reads with the stream's own (already renewed) token: a
+    /// denial, unless the stream's member lags; re-check on a new stream
+    /// while re-checks are left, then deny.
+    Unconfirmed,
     /// Unknown: treat as a stream fault.
     Fault(EtcdError),
 }
@@ -86,7 +98,7 @@ impl ProbeOutcome {
                 Verdict::StaleToken
             }
             ProbeOutcome::Readable(Some(generation)) if may_renew => Verdict::Renew(generation),
-            ProbeOutcome::Readable(_) => Verdict::Denied(denied()),
+            ProbeOutcome::Readable(_) => Verdict::Unconfirmed,
             ProbeOutcome::Denied(error) => Verdict::Denied(error),
             ProbeOutcome::Failed(error) => Verdict::Fault(error),
         }
@@ -170,14 +182,14 @@ mod tests {
             ProbeOutcome::Readable(g(1)).verdict(g(1), true),
             Verdict::Renew(TokenGeneration(1))
         ));
-        // ...and only after that is it a real denial.
+        // ...and after that it is unconfirmed (re-checked, then denied).
         assert!(matches!(
             ProbeOutcome::Readable(g(1)).verdict(g(1), false),
-            Verdict::Denied(_)
+            Verdict::Unconfirmed
         ));
         assert!(matches!(
             ProbeOutcome::Readable(None).verdict(None, true),
-            Verdict::Denied(_)
+            Verdict::Unconfirmed
         ));
         assert!(matches!(
             ProbeOutcome::Denied(denied()).verdict(g(1), true),

@@ -138,6 +138,9 @@ struct Entry {
     /// A probe already renewed the token for this watcher's current refusal
     /// episode; cleared when a create succeeds.
     renewed: bool,
+    /// Re-checks on a new stream left in this episode (see
+    /// [`probe::RECHECKS`]); reset when a create succeeds.
+    rechecks_left: u8,
 }
 
 impl Drop for Entry {
@@ -447,6 +450,7 @@ where
             queue: Arc::new(Queue::new(capacity)),
             reply: Some(reply),
             renewed: false,
+            rechecks_left: probe::RECHECKS,
         };
         self.watchers.insert(key, entry);
         self.to_create.push_back(key);
@@ -682,6 +686,7 @@ where
         }
         entry.phase = Phase::Active(id);
         entry.renewed = false;
+        entry.rechecks_left = probe::RECHECKS;
         entry
             .next
             .on_created(response.header.map_or(0, |h| h.revision));
@@ -789,6 +794,23 @@ where
                 }
                 self.probe_waiting.push_front(probe.watcher);
                 self.start_probe_renewing(Some(generation));
+            }
+            Verdict::Unconfirmed => {
+                let recheck = self.watchers.get_mut(&probe.watcher).and_then(|entry| {
+                    entry.rechecks_left = entry.rechecks_left.checked_sub(1)?;
+                    Some(())
+                });
+                if recheck.is_some() {
+                    tracing::info!(
+                        watcher = probe.watcher,
+                        "watch refused again with a token that reads; re-checking on a new stream"
+                    );
+                    self.restart(RESUME_AUTH);
+                } else {
+                    tracing::debug!(watcher = probe.watcher, "watch permission denied");
+                    self.end_watcher(probe.watcher, probe::denied());
+                    self.start_probe();
+                }
             }
             Verdict::StaleToken => {
                 tracing::info!("the watch stream's token is stale; re-opening and resuming");
