@@ -7,10 +7,18 @@
 //! `connection.rs` for why).
 //!
 //! * **Choosing an endpoint.** `poll_ready` picks the next healthy endpoint
-//!   (round-robin) and waits until its connection is made and can take a
-//!   stream: that is the transport's backpressure (HTTP/2 itself holds
-//!   streams beyond the server's `SETTINGS_MAX_CONCURRENT_STREAMS`). An
-//!   endpoint whose connection fails is skipped for a back-off period.
+//!   (round-robin). When its connection is up, `poll_ready` waits until h2
+//!   takes one more stream on it: that is the transport's backpressure
+//!   (streams beyond the server's `SETTINGS_MAX_CONCURRENT_STREAMS` wait).
+//!   When it has no connection, the call makes one (or waits for the one
+//!   being made) as its first step, within the call's deadline, as tonic's
+//!   buffered channel did. An endpoint whose connection fails is skipped
+//!   for a back-off period.
+//! * **Cheap calls.** A call encodes its request once, opens its stream and
+//!   hands the frames to h2 inside `call` itself; its future only waits for
+//!   the answer. Small frames of concurrent calls leave in one `write` (see
+//!   `connector.rs`), and responses are decoded in place from the received
+//!   bytes.
 //! * **Keepalive.** While calls or streams are open, each connection is
 //!   PINGed; one that does not answer in time is closed, which fails what
 //!   is open on it (a frozen member or a black-holed connection), and the
