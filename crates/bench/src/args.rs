@@ -1,5 +1,5 @@
 //! The command line: the same flags as the `etcd-client` baseline harness
-//! (`/work/shared/bench/peer-etcd-client`), plus `--stack`, `--user`,
+//! (`../shared/bench/peer-etcd-client`), plus `--stack`, `--user`,
 //! `--count-allocs` and `--prometheus`.
 
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Load generator for etcd v3 on etcd-tower.
 //!
 //! Same command line and result line as the `etcd-client` baseline
-//! (`/work/shared/bench/peer-etcd-client`), so that its `run_matrix.py`
+//! (`../shared/bench/peer-etcd-client`), so that its `run_matrix.py`
 //! runs both side by side (`--rust etcd-tower=PATH`):
 //!
 //! ```text
