@@ -198,22 +198,44 @@ pub struct Received {
     pub last: Instant,
 }
 
+/// How long the watcher waits without an event before giving up.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Receives until `total` events came, the stream failed, or nothing came
 /// for 10 s.
+///
+/// One idle timer for the whole run, pushed back only when it fires (to 10 s
+/// after the last event), rather than a `timeout` per `next()`, which
+/// registers and cancels a timer-wheel entry for every batch: the harness
+/// should cost the receiver as little as possible.
 pub async fn receive(mut watcher: Watcher, total: usize, t0: Instant) -> Received {
     let mut received = Received {
         events: 0,
         latencies: Vec::with_capacity(total),
         last: t0,
     };
+    let idle = tokio::time::sleep(IDLE_TIMEOUT);
+    tokio::pin!(idle);
     while received.events < total {
-        let batch = match tokio::time::timeout(Duration::from_secs(10), watcher.next()).await {
-            Ok(Some(Ok(batch))) => batch,
-            Ok(Some(Err(error))) => {
+        let next = tokio::select! {
+            biased;
+            next = watcher.next() => next,
+            () = idle.as_mut() => {
+                let deadline = tokio::time::Instant::from_std(received.last) + IDLE_TIMEOUT;
+                if deadline <= tokio::time::Instant::now() {
+                    break;
+                }
+                idle.as_mut().reset(deadline);
+                continue;
+            }
+        };
+        let batch = match next {
+            Some(Ok(batch)) => batch,
+            Some(Err(error)) => {
                 eprintln!("watch failed: {error}");
                 break;
             }
-            Ok(None) | Err(_) => break,
+            None => break,
         };
         let now = Instant::now();
         let now_ns = now.duration_since(t0).as_nanos() as u64;
