@@ -330,9 +330,31 @@ async fn auth_cluster_and_maintenance_rpcs() {
             .await
             .unwrap_err();
             assert_eq!(err.kind(), &ErrorKind::MemberNotLearner, "{err}");
-            let err = call::<pb::MemberRemoveResponse>(&t, pb::MemberRemoveRequest { id: 42 })
-                .await
-                .unwrap_err();
+            // etcd 3.5.1 on one member now and then holds the first
+            // MemberRemove of an unknown member without answering (seen in
+            // about one run in four here: the request left, no response
+            // HEADERS came for over a minute, while etcdctl and a second
+            // call on the same connection were answered at once). So the
+            // call gets a deadline, and is asked once more if it was held.
+            let remove = || {
+                tokio::time::timeout(
+                    Duration::from_secs(10),
+                    call::<pb::MemberRemoveResponse>(&t, pb::MemberRemoveRequest { id: 42 }),
+                )
+            };
+            let err = match remove().await {
+                Ok(answer) => answer.unwrap_err(),
+                Err(_) => {
+                    eprintln!(
+                        "{}: MemberRemove was held by the server; asking again",
+                        bin.label()
+                    );
+                    remove()
+                        .await
+                        .expect("MemberRemove held twice")
+                        .unwrap_err()
+                }
+            };
             assert_eq!(err.kind(), &ErrorKind::MemberNotFound, "{err}");
 
             // Maintenance.
@@ -610,5 +632,41 @@ async fn poll_ready_reserves_and_clones_reset() {
             "a clone is not ready"
         );
         pb::RangeResponse::try_from(t.call(EtcdRequest::new(get("k"))).await.unwrap()).unwrap();
+    }
+}
+
+/// Answers larger than the stream window (2 MiB) and, together, than the
+/// connection window (5 MiB): the transport hands flow-control capacity
+/// back while a message is incomplete, so none of them stalls.
+#[tokio::test]
+async fn answers_larger_than_the_flow_control_windows() {
+    for bin in binaries() {
+        tokio::time::timeout(LIMIT, async {
+            let cluster = Cluster::start(&bin).await.unwrap();
+            let t = Transport::connect_lazy(cluster.endpoints()).unwrap();
+            let value = "v".repeat(1024 * 1024);
+            for i in 0..4 {
+                let _: pb::PutResponse = call(&t, put(&format!("big/{i}"), &value)).await.unwrap();
+            }
+            let all = pb::RangeRequest {
+                key: "big/".into(),
+                range_end: "big0".into(),
+                ..Default::default()
+            };
+            // Four concurrent 4 MiB answers on one connection, twice.
+            for _ in 0..2 {
+                let answers = futures::future::join_all(
+                    (0..4).map(|_| call::<pb::RangeResponse>(&t, all.clone())),
+                )
+                .await;
+                for answer in answers {
+                    let answer = answer.unwrap();
+                    assert_eq!(answer.kvs.len(), 4, "{}", bin.label());
+                    assert!(answer.kvs.iter().all(|kv| kv.value.len() == value.len()));
+                }
+            }
+        })
+        .await
+        .expect("large answers stalled");
     }
 }

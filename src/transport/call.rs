@@ -517,6 +517,10 @@ async fn send_all<Req: prost::Message>(
 /// The inbound messages of a streaming call.
 struct GrpcStream<Resp> {
     body: h2::RecvStream,
+    /// The rest of the last DATA chunk, while no message is split across
+    /// chunks: messages are sliced out of it without copying.
+    chunk: Bytes,
+    /// A message split across chunks, joined here.
     buf: BytesMut,
     state: Reading,
     max_recv: usize,
@@ -550,6 +554,7 @@ impl<Resp: prost::Message + Default> GrpcStream<Resp> {
         };
         Ok(GrpcStream {
             body,
+            chunk: Bytes::new(),
             buf: BytesMut::new(),
             state,
             max_recv,
@@ -575,7 +580,15 @@ impl<Resp: prost::Message + Default> Stream for GrpcStream<Resp> {
         loop {
             match this.state {
                 Reading::Data => {
-                    match codec::split_message(&mut this.buf, this.max_recv) {
+                    // Almost always a DATA chunk holds whole messages:
+                    // they are decoded from its bytes. A message split
+                    // across chunks is joined in `buf` first.
+                    let split = if this.buf.is_empty() {
+                        codec::split_bytes(&mut this.chunk, this.max_recv)
+                    } else {
+                        codec::split_message(&mut this.buf, this.max_recv)
+                    };
+                    match split {
                         Ok(Some(message)) => {
                             return match codec::decode(message) {
                                 Ok(message) => Poll::Ready(Some(Ok(message))),
@@ -585,7 +598,13 @@ impl<Resp: prost::Message + Default> Stream for GrpcStream<Resp> {
                         Ok(None) => {}
                         Err(e) => return this.finish(Some(status(e))),
                     }
+                    if !this.chunk.is_empty() {
+                        // The start of a message the next chunk continues.
+                        this.buf.extend_from_slice(&this.chunk);
+                        this.chunk.clear();
+                    }
                     match ready!(poll_chunk(&mut this.body, cx)) {
+                        Some(Ok(chunk)) if this.buf.is_empty() => this.chunk = chunk,
                         Some(Ok(chunk)) => this.buf.extend_from_slice(&chunk),
                         Some(Err(error)) => return this.finish(Some(lost(error))),
                         None => this.state = Reading::Trailers,
@@ -599,7 +618,7 @@ impl<Resp: prost::Message + Default> Stream for GrpcStream<Resp> {
                     if let Err(e) = trailer_status(trailers.as_ref()) {
                         return this.finish(Some(status(e)));
                     }
-                    if !this.buf.is_empty() {
+                    if !this.buf.is_empty() || !this.chunk.is_empty() {
                         return this.finish(Some(status(codec::bad_frame(
                             "the stream ended inside a message",
                         ))));

@@ -84,6 +84,22 @@ pub(crate) fn split_message(
     }
 }
 
+/// [`split_message`] for bytes that are not joined from several chunks:
+/// the message is a slice of them, not a copy.
+pub(crate) fn split_bytes(
+    buf: &mut Bytes,
+    max_recv: usize,
+) -> Result<Option<Bytes>, tonic::Status> {
+    match message_len(buf, max_recv)? {
+        Some(len) if buf.len() >= PREFIX_LEN + len => {
+            let message = buf.slice(PREFIX_LEN..PREFIX_LEN + len);
+            buf.advance(PREFIX_LEN + len);
+            Ok(Some(message))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// Decodes one message.
 pub(crate) fn decode<M: prost::Message + Default>(bytes: Bytes) -> Result<M, tonic::Status> {
     M::decode(bytes).map_err(|e| bad_frame(format!("failed to decode the response: {e}")))
@@ -111,6 +127,29 @@ mod tests {
         let message = split_message(&mut buf, 1024).unwrap().unwrap();
         assert_eq!(decode::<PutRequest>(message).unwrap(), put);
         assert_eq!(buf.len(), 2);
+    }
+
+    #[test]
+    fn whole_messages_slice_out_of_a_chunk() {
+        let put = PutRequest {
+            key: "k".into(),
+            value: "v".into(),
+            ..Default::default()
+        };
+        let framed = encode(Rpc::Put, &put, 1024).unwrap();
+        let mut chunk = BytesMut::new();
+        chunk.extend_from_slice(&framed);
+        chunk.extend_from_slice(&framed);
+        chunk.extend_from_slice(&framed[..3]);
+        let mut chunk = chunk.freeze();
+        for _ in 0..2 {
+            let message = split_bytes(&mut chunk, 1024).unwrap().unwrap();
+            assert_eq!(decode::<PutRequest>(message).unwrap(), put);
+        }
+        assert!(split_bytes(&mut chunk, 1024).unwrap().is_none());
+        assert_eq!(&chunk[..], &framed[..3], "the partial message is left");
+        let err = split_bytes(&mut framed.clone(), 3).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::OutOfRange);
     }
 
     #[test]
