@@ -1,7 +1,7 @@
 //! The [`Auth`] service.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use etcd_tower_core::signal::{RenewToken, ReportTokenGeneration, TokenGeneration};
@@ -9,7 +9,7 @@ use etcd_tower_core::{EtcdError, EtcdRequest, EtcdResponse, Rpc};
 use tokio::time::Instant;
 use tower_service::Service;
 
-use crate::future::{refresh_then_send, Attempt, ResponseFuture};
+use crate::future::{refresh_then_send, Attempt, ResponseFuture, Spare};
 use crate::layer::AuthLayer;
 use crate::token::{Credentials, Lookup, Shared};
 
@@ -20,6 +20,11 @@ use crate::token::{Credentials, Lookup, Shared};
 pub struct Auth<S> {
     inner: S,
     shared: Arc<Shared>,
+    /// What the calls' futures keep for a refresh and a second try: the
+    /// token store and a clone of `inner`, made at the first call (and
+    /// again after `get_mut`), so that a call costs a reference count
+    /// rather than a clone of the inner service.
+    spare: Option<Arc<Spare<S>>>,
 }
 
 impl<S> Auth<S> {
@@ -33,6 +38,7 @@ impl<S> Auth<S> {
         Auth {
             inner,
             shared: Arc::new(Shared::new(credentials, layer.settings())),
+            spare: None,
         }
     }
 
@@ -41,8 +47,10 @@ impl<S> Auth<S> {
         &self.inner
     }
 
-    /// The inner service, mutably.
+    /// The inner service, mutably. Later calls' second tries (after a
+    /// refresh) go to clones of the service as changed.
     pub fn get_mut(&mut self) -> &mut S {
+        self.spare = None;
         &mut self.inner
     }
 
@@ -63,6 +71,7 @@ impl<S: Clone> Clone for Auth<S> {
         Auth {
             inner: self.inner.clone(),
             shared: Arc::clone(&self.shared),
+            spare: self.spare.clone(),
         }
     }
 }
@@ -107,11 +116,21 @@ where
                 .extensions
                 .get::<ReportTokenGeneration>()
                 .is_some();
-        match self.shared.lookup(Instant::now()) {
+        match self.shared.lookup(Instant::now) {
             Lookup::Ready(current) => {
+                let spare = match &self.spare {
+                    Some(spare) => Arc::clone(spare),
+                    None => {
+                        let spare = Arc::new(Spare {
+                            shared: Arc::clone(&self.shared),
+                            service: Mutex::new(self.inner.clone()),
+                        });
+                        self.spare = Some(Arc::clone(&spare));
+                        spare
+                    }
+                };
                 let attempt = Attempt {
-                    shared: Arc::clone(&self.shared),
-                    service: self.inner.clone(),
+                    spare,
                     retry: request.try_clone(),
                     generation: current.generation,
                     report,
