@@ -1,7 +1,7 @@
 //! The [`Auth`] service.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 
 use etcd_tower_core::signal::{RenewToken, ReportTokenGeneration, TokenGeneration};
@@ -21,10 +21,10 @@ pub struct Auth<S> {
     inner: S,
     shared: Arc<Shared>,
     /// What the calls' futures keep for a refresh and a second try: the
-    /// token store and a clone of `inner`, made at the first call (and
-    /// again after `get_mut`), so that a call costs a reference count
-    /// rather than a clone of the inner service.
-    spare: Option<Arc<Spare<S>>>,
+    /// token store and a clone of `inner`, made at the first call or clone
+    /// and shared with clones (again after `get_mut`), so that a call costs
+    /// a reference count rather than a clone of the inner service.
+    spare: OnceLock<Arc<Spare<S>>>,
 }
 
 impl<S> Auth<S> {
@@ -38,7 +38,7 @@ impl<S> Auth<S> {
         Auth {
             inner,
             shared: Arc::new(Shared::new(credentials, layer.settings())),
-            spare: None,
+            spare: OnceLock::new(),
         }
     }
 
@@ -50,7 +50,7 @@ impl<S> Auth<S> {
     /// The inner service, mutably. Later calls' second tries (after a
     /// refresh) go to clones of the service as changed.
     pub fn get_mut(&mut self) -> &mut S {
-        self.spare = None;
+        self.spare = OnceLock::new();
         &mut self.inner
     }
 
@@ -66,12 +66,23 @@ impl<S> Auth<S> {
     }
 }
 
+impl<S: Clone> Auth<S> {
+    fn spare(&self) -> &Arc<Spare<S>> {
+        self.spare.get_or_init(|| {
+            Arc::new(Spare {
+                shared: Arc::clone(&self.shared),
+                service: Mutex::new(self.inner.clone()),
+            })
+        })
+    }
+}
+
 impl<S: Clone> Clone for Auth<S> {
     fn clone(&self) -> Self {
         Auth {
             inner: self.inner.clone(),
             shared: Arc::clone(&self.shared),
-            spare: self.spare.clone(),
+            spare: OnceLock::from(Arc::clone(self.spare())),
         }
     }
 }
@@ -118,19 +129,8 @@ where
                 .is_some();
         match self.shared.lookup(Instant::now) {
             Lookup::Ready(current) => {
-                let spare = match &self.spare {
-                    Some(spare) => Arc::clone(spare),
-                    None => {
-                        let spare = Arc::new(Spare {
-                            shared: Arc::clone(&self.shared),
-                            service: Mutex::new(self.inner.clone()),
-                        });
-                        self.spare = Some(Arc::clone(&spare));
-                        spare
-                    }
-                };
                 let attempt = Attempt {
-                    spare,
+                    spare: Arc::clone(self.spare()),
                     retry: request.try_clone(),
                     generation: current.generation,
                     report,

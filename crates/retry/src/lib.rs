@@ -79,7 +79,7 @@
 //!
 //! ```
 //! use std::sync::atomic::{AtomicU32, Ordering};
-//! use std::sync::Arc;
+//! use std::sync::{Arc, OnceLock};
 //! use std::time::Duration;
 //!
 //! use etcd_tower_core::proto::etcdserverpb::{PutRequest, PutResponse};
@@ -124,7 +124,7 @@ pub mod future;
 mod layer;
 mod policy;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use etcd_tower_core::{EtcdError, EtcdRequest, EtcdResponse};
@@ -152,19 +152,31 @@ pub use policy::{
 /// of its request (kept for a retry), a clock read (the start of the
 /// retry time bound) and a reference-count bump. The clone a retry is
 /// sent on is taken from a copy of the inner service made once, at the
-/// first call (and again after [`get_mut`](Retry::get_mut)), rather than
+/// first call or clone (and again after [`get_mut`](Retry::get_mut)), rather than
 /// from the service at the time of the call; the two differ only for a
 /// service whose clones copy mutable state, which the etcd-tower layers
 /// and the transport do not have (their clones share it, and a clone is
 /// never ready before it is polled).
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Retry<S> {
     inner: S,
     policy: EtcdRetryPolicy,
     /// What every call's future shares: a clone of `inner` for retries and
-    /// the policy's settings. Made at the first call; `None` again after
-    /// `get_mut`, so that retries see the changed service.
-    shared: Option<Arc<future::Shared<S>>>,
+    /// the policy's settings. Made at the first call or clone, and shared
+    /// with clones (a client that clones the stack for every call does not
+    /// make one per call); empty again after `get_mut`, so that retries see
+    /// the changed service.
+    shared: OnceLock<Arc<future::Shared<S>>>,
+}
+
+impl<S: Clone> Clone for Retry<S> {
+    fn clone(&self) -> Self {
+        Retry {
+            inner: self.inner.clone(),
+            policy: self.policy.clone(),
+            shared: OnceLock::from(Arc::clone(self.shared())),
+        }
+    }
 }
 
 impl<S> Retry<S> {
@@ -178,7 +190,7 @@ impl<S> Retry<S> {
         Retry {
             inner,
             policy,
-            shared: None,
+            shared: OnceLock::new(),
         }
     }
 
@@ -190,13 +202,25 @@ impl<S> Retry<S> {
     /// The inner service, mutably. Retries of later calls go to clones of
     /// the service as changed.
     pub fn get_mut(&mut self) -> &mut S {
-        self.shared = None;
+        self.shared = OnceLock::new();
         &mut self.inner
     }
 
     /// Unwraps the inner service.
     pub fn into_inner(self) -> S {
         self.inner
+    }
+
+    fn shared(&self) -> &Arc<future::Shared<S>>
+    where
+        S: Clone,
+    {
+        self.shared.get_or_init(|| {
+            Arc::new(future::Shared::new(
+                self.inner.clone(),
+                Arc::clone(self.policy.config()),
+            ))
+        })
     }
 }
 
@@ -218,17 +242,7 @@ where
         // retry clock starts now.
         let started = tokio::time::Instant::now();
         let retry = request.try_clone();
-        let shared = match &self.shared {
-            Some(shared) => Arc::clone(shared),
-            None => {
-                let shared = Arc::new(future::Shared::new(
-                    self.inner.clone(),
-                    Arc::clone(self.policy.config()),
-                ));
-                self.shared = Some(Arc::clone(&shared));
-                shared
-            }
-        };
+        let shared = Arc::clone(self.shared());
         ResponseFuture::new(self.inner.call(request), shared, retry, started)
     }
 }
