@@ -9,7 +9,7 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{ready, Context, Poll};
 
 use etcd_tower_core::signal::TokenGeneration;
@@ -50,13 +50,31 @@ where
     Slow { future: Slow },
 }
 
+/// What the calls of one [`Auth`](crate::Auth) service share for a refresh
+/// and a second try.
+pub(crate) struct Spare<S> {
+    pub(crate) shared: Arc<Shared>,
+    /// A clone of the inner service, never polled ready: a second try
+    /// clones it and polls that clone ready. In a mutex only so that the
+    /// futures stay `Send` for a service that is `Send` but not `Sync`; it
+    /// is locked only to clone, on the rare path.
+    pub(crate) service: Mutex<S>,
+}
+
+impl<S: Clone> Spare<S> {
+    /// A clone of the inner service, for a second try.
+    pub(crate) fn service(&self) -> S {
+        self.service
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
 /// What the common path keeps to finish the call, or to refresh and send
 /// again once.
 pub(crate) struct Attempt<S> {
-    pub(crate) shared: Arc<Shared>,
-    /// A clone of the inner service, not yet ready: a second try polls it
-    /// ready again.
-    pub(crate) service: S,
+    pub(crate) spare: Arc<Spare<S>>,
     /// A copy of the request for a second try; `None` for a bidirectional
     /// stream, whose outbound messages can be consumed only once.
     pub(crate) retry: Option<EtcdRequest>,
@@ -85,7 +103,7 @@ where
 
 impl<S> Future for ResponseFuture<S>
 where
-    S: Service<EtcdRequest, Response = EtcdResponse, Error = EtcdError> + Send + 'static,
+    S: Service<EtcdRequest, Response = EtcdResponse, Error = EtcdError> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
     type Output = Result<EtcdResponse, EtcdError>;
@@ -103,13 +121,26 @@ where
                         Ok(response) => {
                             return Poll::Ready(Ok(finish(
                                 response,
-                                &attempt.shared,
+                                &attempt.spare.shared,
                                 attempt.generation,
                                 attempt.report,
                             )))
                         }
                         Err(error) if is_token_error(&error) => {
-                            let future = Box::pin(refresh_and_retry(attempt, error));
+                            let Attempt {
+                                spare,
+                                retry,
+                                generation,
+                                report,
+                            } = attempt;
+                            let future = Box::pin(refresh_and_retry(
+                                Arc::clone(&spare.shared),
+                                spare.service(),
+                                retry,
+                                generation,
+                                report,
+                                error,
+                            ));
                             this.state.set(State::Slow { future });
                         }
                         Err(error) => return Poll::Ready(Err(error)),
@@ -160,19 +191,16 @@ pub(crate) fn finish(
 /// A bidirectional stream cannot be sent again: its rejection is returned
 /// after the refresh, so that the caller's next open carries the new token.
 async fn refresh_and_retry<S>(
-    attempt: Attempt<S>,
+    shared: Arc<Shared>,
+    mut service: S,
+    retry: Option<EtcdRequest>,
+    generation: u64,
+    report: bool,
     rejection: EtcdError,
 ) -> Result<EtcdResponse, EtcdError>
 where
     S: Service<EtcdRequest, Response = EtcdResponse, Error = EtcdError>,
 {
-    let Attempt {
-        shared,
-        mut service,
-        retry,
-        generation,
-        report,
-    } = attempt;
     tracing::debug!(generation, kind = ?rejection.kind(), "etcd rejected the auth token");
     let current = shared
         .refresh(&mut service, generation, Why::Rejected)

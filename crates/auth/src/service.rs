@@ -1,7 +1,7 @@
 //! The [`Auth`] service.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 
 use etcd_tower_core::signal::{RenewToken, ReportTokenGeneration, TokenGeneration};
@@ -9,7 +9,7 @@ use etcd_tower_core::{EtcdError, EtcdRequest, EtcdResponse, Rpc};
 use tokio::time::Instant;
 use tower_service::Service;
 
-use crate::future::{refresh_then_send, Attempt, ResponseFuture};
+use crate::future::{refresh_then_send, Attempt, ResponseFuture, Spare};
 use crate::layer::AuthLayer;
 use crate::token::{Credentials, Lookup, Shared};
 
@@ -20,6 +20,11 @@ use crate::token::{Credentials, Lookup, Shared};
 pub struct Auth<S> {
     inner: S,
     shared: Arc<Shared>,
+    /// What the calls' futures keep for a refresh and a second try: the
+    /// token store and a clone of `inner`, made at the first call or clone
+    /// and shared with clones (again after `get_mut`), so that a call costs
+    /// a reference count rather than a clone of the inner service.
+    spare: OnceLock<Arc<Spare<S>>>,
 }
 
 impl<S> Auth<S> {
@@ -33,6 +38,7 @@ impl<S> Auth<S> {
         Auth {
             inner,
             shared: Arc::new(Shared::new(credentials, layer.settings())),
+            spare: OnceLock::new(),
         }
     }
 
@@ -41,8 +47,10 @@ impl<S> Auth<S> {
         &self.inner
     }
 
-    /// The inner service, mutably.
+    /// The inner service, mutably. Later calls' second tries (after a
+    /// refresh) go to clones of the service as changed.
     pub fn get_mut(&mut self) -> &mut S {
+        self.spare = OnceLock::new();
         &mut self.inner
     }
 
@@ -58,11 +66,23 @@ impl<S> Auth<S> {
     }
 }
 
+impl<S: Clone> Auth<S> {
+    fn spare(&self) -> &Arc<Spare<S>> {
+        self.spare.get_or_init(|| {
+            Arc::new(Spare {
+                shared: Arc::clone(&self.shared),
+                service: Mutex::new(self.inner.clone()),
+            })
+        })
+    }
+}
+
 impl<S: Clone> Clone for Auth<S> {
     fn clone(&self) -> Self {
         Auth {
             inner: self.inner.clone(),
             shared: Arc::clone(&self.shared),
+            spare: OnceLock::from(Arc::clone(self.spare())),
         }
     }
 }
@@ -107,11 +127,10 @@ where
                 .extensions
                 .get::<ReportTokenGeneration>()
                 .is_some();
-        match self.shared.lookup(Instant::now()) {
+        match self.shared.lookup(Instant::now) {
             Lookup::Ready(current) => {
                 let attempt = Attempt {
-                    shared: Arc::clone(&self.shared),
-                    service: self.inner.clone(),
+                    spare: Arc::clone(self.spare()),
                     retry: request.try_clone(),
                     generation: current.generation,
                     report,

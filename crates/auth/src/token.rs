@@ -113,6 +113,12 @@ impl TokenState {
     fn expiring(&self, now: Instant) -> bool {
         self.refresh_at.is_some_and(|at| now >= at)
     }
+
+    /// As `expiring`, reading the clock only for a token that has a
+    /// refresh time (a JWT): a simple token costs no clock read.
+    fn expiring_with(&self, now: impl FnOnce() -> Instant) -> bool {
+        self.refresh_at.is_some_and(|at| now() >= at)
+    }
 }
 
 impl Shared {
@@ -137,8 +143,9 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The token to send now, or why a refresh must come first.
-    pub(crate) fn lookup(&self, now: Instant) -> Lookup {
+    /// The token to send now, or why a refresh must come first. `now` is
+    /// called only when the token has an expiry to check.
+    pub(crate) fn lookup(&self, now: impl FnOnce() -> Instant) -> Lookup {
         let state = self.lock();
         if !state.usable {
             return Lookup::Refresh {
@@ -146,7 +153,7 @@ impl Shared {
                 why: Why::Missing,
             };
         }
-        if state.expiring(now) {
+        if state.expiring_with(now) {
             return Lookup::Refresh {
                 seen: state.generation,
                 why: Why::Expiring,

@@ -8,7 +8,7 @@ use etcd_tower_core::{EtcdError, EtcdResponse};
 use pin_project::pin_project;
 
 use crate::keys::Prefix;
-use crate::response::strip_response;
+use crate::response::strip_response_mut;
 
 /// Response future of [`Namespace`](crate::Namespace): the inner service's
 /// future with the prefix stripped from its answer, or the refusal of a
@@ -75,7 +75,7 @@ where
             KindProj::Inner { future, prefix } => {
                 let mut response = ready!(future.poll(cx))?;
                 if let Some(prefix) = prefix.as_ref() {
-                    response.body = strip_response(response.body, prefix);
+                    strip_response_mut(&mut response.body, prefix);
                 }
                 Poll::Ready(Ok(response))
             }

@@ -21,6 +21,9 @@
 //! running to the end of the keyspace, and any other pair stays between
 //! `P + key` and `P + range_end`, both of which start with `P`.
 
+use std::fmt;
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 
 /// The range end `\0`: "to the end of the keyspace" (or, with key `\0`,
@@ -29,7 +32,8 @@ const NUL: &[u8] = b"\0";
 
 /// A namespace's key prefix together with the end of its key range.
 ///
-/// Cheap to clone (two reference-counted buffers).
+/// Cheap to clone (one reference count: the layer's future keeps a clone
+/// to strip the answer).
 ///
 /// ```
 /// use etcd_tower_namespace::Prefix;
@@ -43,10 +47,22 @@ const NUL: &[u8] = b"\0";
 /// assert_eq!(tenant.strip(&"tenant-a/config".into()).as_deref(), Some(&b"config"[..]));
 /// assert_eq!(tenant.strip(&"tenant-b/config".into()), None);
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Prefix {
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Prefix(Arc<Parts>);
+
+#[derive(PartialEq, Eq, Hash)]
+struct Parts {
     prefix: Bytes,
     end: Bytes,
+}
+
+impl fmt::Debug for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prefix")
+            .field("prefix", &self.0.prefix)
+            .field("end", &self.0.end)
+            .finish()
+    }
 }
 
 impl Prefix {
@@ -55,38 +71,35 @@ impl Prefix {
     pub fn new(prefix: impl Into<Bytes>) -> Self {
         let prefix = prefix.into();
         let end = prefix_range_end(&prefix);
-        Prefix { prefix, end }
+        Prefix(Arc::new(Parts { prefix, end }))
     }
 
     /// The prefix itself.
     pub fn as_bytes(&self) -> &Bytes {
-        &self.prefix
+        &self.0.prefix
     }
 
     /// The end of the prefix's key range: see [`prefix_range_end`].
     pub fn range_end(&self) -> &Bytes {
-        &self.end
+        &self.0.end
     }
 
     /// Whether the prefix is empty (the namespace is the whole keyspace).
     pub fn is_empty(&self) -> bool {
-        self.prefix.is_empty()
+        self.0.prefix.is_empty()
     }
 
     /// Whether a server key belongs to the namespace.
     pub fn contains(&self, server_key: &[u8]) -> bool {
-        server_key.starts_with(&self.prefix)
+        server_key.starts_with(&self.0.prefix)
     }
 
     /// The server key for a user key: `prefix + key`.
     pub fn key(&self, key: &[u8]) -> Bytes {
-        if self.prefix.is_empty() {
+        if self.0.prefix.is_empty() {
             return Bytes::copy_from_slice(key);
         }
-        let mut out = BytesMut::with_capacity(self.prefix.len() + key.len());
-        out.extend_from_slice(&self.prefix);
-        out.extend_from_slice(key);
-        out.freeze()
+        concat(&self.0.prefix, key)
     }
 
     /// Maps a user's `(key, range_end)` pair to the server's, confined to
@@ -104,11 +117,11 @@ impl Prefix {
             (self.key(key), Bytes::new())
         } else if range_end == NUL {
             let start = if key == NUL {
-                self.prefix.clone()
+                self.0.prefix.clone()
             } else {
                 self.key(key)
             };
-            (start, self.end.clone())
+            (start, self.0.end.clone())
         } else {
             (self.key(key), self.key(range_end))
         }
@@ -118,10 +131,57 @@ impl Prefix {
     /// `None` when the key is outside the namespace. Does not copy.
     pub fn strip(&self, server_key: &Bytes) -> Option<Bytes> {
         if self.contains(server_key) {
-            Some(server_key.slice(self.prefix.len()..))
+            Some(server_key.slice(self.0.prefix.len()..))
         } else {
             None
         }
+    }
+}
+
+/// `a + b` in one allocation, as a `Bytes` that is cheap to clone.
+///
+/// A `Bytes` made from a `Vec` (or a `BytesMut`) allocates again, to share
+/// its buffer, the first time it is cloned, and the transport's encoder
+/// clones every key it writes: a key made per call would cost two
+/// allocations. Keys of up to 240 bytes (nearly all) are built inside a
+/// reference-counted owner instead, so that the clone is a count; longer
+/// ones take the `Vec` path.
+fn concat(a: &[u8], b: &[u8]) -> Bytes {
+    match a.len() + b.len() {
+        0..=48 => Inline::<48>::concat(a, b),
+        49..=112 => Inline::<112>::concat(a, b),
+        113..=240 => Inline::<240>::concat(a, b),
+        len => {
+            let mut out = Vec::with_capacity(len);
+            out.extend_from_slice(a);
+            out.extend_from_slice(b);
+            Bytes::from(out)
+        }
+    }
+}
+
+/// A short byte string stored inline, for [`Bytes::from_owner`].
+struct Inline<const N: usize> {
+    len: usize,
+    bytes: [u8; N],
+}
+
+impl<const N: usize> Inline<N> {
+    /// `a + b`; the caller checked that it fits in `N` bytes.
+    fn concat(a: &[u8], b: &[u8]) -> Bytes {
+        let mut inline = Inline {
+            len: a.len() + b.len(),
+            bytes: [0; N],
+        };
+        inline.bytes[..a.len()].copy_from_slice(a);
+        inline.bytes[a.len()..inline.len].copy_from_slice(b);
+        Bytes::from_owner(inline)
+    }
+}
+
+impl<const N: usize> AsRef<[u8]> for Inline<N> {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }
 
@@ -213,6 +273,22 @@ mod tests {
                     "prefix {p:?} key {k:?} end {end:?}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn keys_of_every_size_class_are_the_concatenation() {
+        let p = Prefix::new("pre/");
+        for n in [0, 1, 43, 44, 45, 108, 109, 236, 237, 300] {
+            let key = vec![b'k'; n];
+            let server = p.key(&key);
+            let mut expected = b"pre/".to_vec();
+            expected.extend_from_slice(&key);
+            assert_eq!(&server[..], &expected[..], "{n}");
+            let copy = server.clone();
+            drop(server);
+            assert_eq!(&copy[..], &expected[..], "{n}");
+            assert_eq!(p.strip(&copy).as_deref(), Some(&key[..]), "{n}");
         }
     }
 

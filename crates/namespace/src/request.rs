@@ -29,8 +29,8 @@
 //! cannot slip out of the namespace unrewritten.
 
 use etcd_tower_core::proto::etcdserverpb::{
-    compare, request_op, watch_request, Compare, DeleteRangeRequest, PutRequest, RangeRequest,
-    RequestOp, TxnRequest, WatchCreateRequest, WatchRequest,
+    compare, request_op, watch_request, CompactionRequest, Compare, DeleteRangeRequest, PutRequest,
+    RangeRequest, RequestOp, TxnRequest, WatchCreateRequest, WatchRequest,
 };
 use etcd_tower_core::proto::v3electionpb::{
     CampaignRequest, LeaderKey, LeaderRequest, ProclaimRequest, ResignRequest,
@@ -109,6 +109,25 @@ pub fn prefix_request(body: RequestBody, prefix: &Prefix) -> Result<RequestBody,
     })
 }
 
+/// [`prefix_request`] in place: the layer's own path, which rewrites the
+/// common single-key requests without moving the body (and the rest
+/// through [`prefix_request`]). On an error the body is left unspecified:
+/// the request is refused, not sent.
+pub(crate) fn prefix_request_mut(body: &mut RequestBody, prefix: &Prefix) -> Result<(), EtcdError> {
+    use RequestBody as B;
+    match body {
+        B::Range(r) => prefix_range_mut(r, prefix),
+        B::Put(p) => prefix_put_mut(p, prefix),
+        B::DeleteRange(d) => prefix_delete_range_mut(d, prefix),
+        B::Txn(t) => prefix_txn_mut(t, prefix),
+        other => {
+            let owned = std::mem::replace(other, B::Compact(CompactionRequest::default()));
+            *other = prefix_request(owned, prefix)?;
+            Ok(())
+        }
+    }
+}
+
 /// Refuses an empty key, as etcd does (`key is not provided`): under a
 /// prefix it would otherwise name the prefix itself.
 fn require_key(key: &[u8], what: &str) -> Result<(), EtcdError> {
@@ -124,16 +143,26 @@ fn require_key(key: &[u8], what: &str) -> Result<(), EtcdError> {
 
 /// Range: key and range end into the prefix's range.
 pub fn prefix_range(mut r: RangeRequest, prefix: &Prefix) -> Result<RangeRequest, EtcdError> {
+    prefix_range_mut(&mut r, prefix)?;
+    Ok(r)
+}
+
+fn prefix_range_mut(r: &mut RangeRequest, prefix: &Prefix) -> Result<(), EtcdError> {
     require_key(&r.key, "range")?;
     (r.key, r.range_end) = prefix.interval(&r.key, &r.range_end);
-    Ok(r)
+    Ok(())
 }
 
 /// Put: the key.
 pub fn prefix_put(mut p: PutRequest, prefix: &Prefix) -> Result<PutRequest, EtcdError> {
+    prefix_put_mut(&mut p, prefix)?;
+    Ok(p)
+}
+
+fn prefix_put_mut(p: &mut PutRequest, prefix: &Prefix) -> Result<(), EtcdError> {
     require_key(&p.key, "put")?;
     p.key = prefix.key(&p.key);
-    Ok(p)
+    Ok(())
 }
 
 /// DeleteRange: key and range end into the prefix's range, so that
@@ -142,19 +171,29 @@ pub fn prefix_delete_range(
     mut d: DeleteRangeRequest,
     prefix: &Prefix,
 ) -> Result<DeleteRangeRequest, EtcdError> {
+    prefix_delete_range_mut(&mut d, prefix)?;
+    Ok(d)
+}
+
+fn prefix_delete_range_mut(d: &mut DeleteRangeRequest, prefix: &Prefix) -> Result<(), EtcdError> {
     require_key(&d.key, "delete")?;
     (d.key, d.range_end) = prefix.interval(&d.key, &d.range_end);
-    Ok(d)
+    Ok(())
 }
 
 /// Txn: compares, then both branches, recursively.
 pub fn prefix_txn(mut t: TxnRequest, prefix: &Prefix) -> Result<TxnRequest, EtcdError> {
+    prefix_txn_mut(&mut t, prefix)?;
+    Ok(t)
+}
+
+fn prefix_txn_mut(t: &mut TxnRequest, prefix: &Prefix) -> Result<(), EtcdError> {
     for c in &mut t.compare {
         prefix_compare(c, prefix);
     }
-    t.success = prefix_ops(t.success, prefix)?;
-    t.failure = prefix_ops(t.failure, prefix)?;
-    Ok(t)
+    t.success = prefix_ops(std::mem::take(&mut t.success), prefix)?;
+    t.failure = prefix_ops(std::mem::take(&mut t.failure), prefix)?;
+    Ok(())
 }
 
 /// A compare: its key and range end, with the same range rules as a Range

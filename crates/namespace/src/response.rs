@@ -52,6 +52,23 @@ pub fn strip_response(body: ResponseBody, prefix: &Prefix) -> ResponseBody {
     }
 }
 
+/// [`strip_response`] in place: the layer's own path, which strips the
+/// answers of the common single-key requests without moving the body (and
+/// the rest through [`strip_response`]).
+pub(crate) fn strip_response_mut(body: &mut ResponseBody, prefix: &Prefix) {
+    use ResponseBody as B;
+    match body {
+        B::Range(r) => strip_range_mut(r, prefix),
+        B::Put(p) => strip_put_mut(p, prefix),
+        B::DeleteRange(d) => strip_delete_range_mut(d, prefix),
+        B::Txn(t) => strip_txn_mut(t, prefix),
+        other => {
+            let owned = std::mem::replace(other, B::Put(PutResponse::default()));
+            *other = strip_response(owned, prefix);
+        }
+    }
+}
+
 /// One key-value: its key stripped, or `None` when it is outside the
 /// namespace.
 pub fn strip_kv(mut kv: KeyValue, prefix: &Prefix) -> Option<KeyValue> {
@@ -67,30 +84,45 @@ fn strip_kvs(kvs: Vec<KeyValue>, prefix: &Prefix) -> Vec<KeyValue> {
 
 /// Range: the key-values read.
 pub fn strip_range(mut r: RangeResponse, prefix: &Prefix) -> RangeResponse {
-    r.kvs = strip_kvs(r.kvs, prefix);
+    strip_range_mut(&mut r, prefix);
     r
+}
+
+fn strip_range_mut(r: &mut RangeResponse, prefix: &Prefix) {
+    r.kvs = strip_kvs(std::mem::take(&mut r.kvs), prefix);
 }
 
 /// Put: the previous key-value.
 pub fn strip_put(mut p: PutResponse, prefix: &Prefix) -> PutResponse {
-    p.prev_kv = p.prev_kv.and_then(|kv| strip_kv(kv, prefix));
+    strip_put_mut(&mut p, prefix);
     p
+}
+
+fn strip_put_mut(p: &mut PutResponse, prefix: &Prefix) {
+    p.prev_kv = p.prev_kv.take().and_then(|kv| strip_kv(kv, prefix));
 }
 
 /// DeleteRange: the previous key-values.
 pub fn strip_delete_range(mut d: DeleteRangeResponse, prefix: &Prefix) -> DeleteRangeResponse {
-    d.prev_kvs = strip_kvs(d.prev_kvs, prefix);
+    strip_delete_range_mut(&mut d, prefix);
     d
+}
+
+fn strip_delete_range_mut(d: &mut DeleteRangeResponse, prefix: &Prefix) {
+    d.prev_kvs = strip_kvs(std::mem::take(&mut d.prev_kvs), prefix);
 }
 
 /// Txn: each op's response, recursively.
 pub fn strip_txn(mut t: TxnResponse, prefix: &Prefix) -> TxnResponse {
-    t.responses = t
-        .responses
+    strip_txn_mut(&mut t, prefix);
+    t
+}
+
+fn strip_txn_mut(t: &mut TxnResponse, prefix: &Prefix) {
+    t.responses = std::mem::take(&mut t.responses)
         .into_iter()
         .map(|op| strip_response_op(op, prefix))
         .collect();
-    t
 }
 
 fn strip_response_op(op: ResponseOp, prefix: &Prefix) -> ResponseOp {

@@ -8,7 +8,7 @@ use tower_service::Service;
 
 use crate::future::ResponseFuture;
 use crate::keys::Prefix;
-use crate::request::prefix_request;
+use crate::request::prefix_request_mut;
 
 /// Confines every request of the inner service to a key prefix and strips
 /// the prefix from every answer; see the [crate docs](crate).
@@ -63,16 +63,12 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: EtcdRequest) -> Self::Future {
+    fn call(&mut self, mut request: EtcdRequest) -> Self::Future {
         if self.prefix.is_empty() {
             return ResponseFuture::passthrough(self.inner.call(request));
         }
-        let EtcdRequest { body, meta } = request;
-        match prefix_request(body, &self.prefix) {
-            Ok(body) => ResponseFuture::strip(
-                self.inner.call(EtcdRequest { body, meta }),
-                self.prefix.clone(),
-            ),
+        match prefix_request_mut(&mut request.body, &self.prefix) {
+            Ok(()) => ResponseFuture::strip(self.inner.call(request), self.prefix.clone()),
             // The slot reserved by `poll_ready` stays with the inner
             // service for the next call.
             Err(error) => ResponseFuture::refused(error),

@@ -43,7 +43,9 @@
 //! calls ([`EtcdRetryPolicy`]). Each retry counts in the
 //! `etcd_retries_total` counter.
 //!
-//! The layer is built on `tower::retry::Retry`: each new attempt goes to a
+//! The layer works as `tower::retry::Retry` with [`EtcdRetryPolicy`] (it
+//! does not clone the inner service and the policy for every call, see
+//! [`Retry`]): each new attempt goes to a
 //! clone of the inner service, polled ready first (backpressure holds for
 //! retries too). With the transport below, a clone picks its endpoint
 //! when it is polled ready, and skips endpoints that recently failed: the
@@ -77,7 +79,7 @@
 //!
 //! ```
 //! use std::sync::atomic::{AtomicU32, Ordering};
-//! use std::sync::Arc;
+//! use std::sync::{Arc, OnceLock};
 //! use std::time::Duration;
 //!
 //! use etcd_tower_core::proto::etcdserverpb::{PutRequest, PutResponse};
@@ -122,6 +124,7 @@ pub mod future;
 mod layer;
 mod policy;
 
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use etcd_tower_core::{EtcdError, EtcdRequest, EtcdResponse};
@@ -140,9 +143,40 @@ pub use policy::{
 ///
 /// The inner service must be `Clone`: each retry is sent on a clone, after
 /// polling that clone ready.
-#[derive(Clone, Debug)]
+///
+/// # Cost
+///
+/// Like `tower::retry::Retry` (whose [`Policy`](tower::retry::Policy) it
+/// follows, see [`EtcdRetryPolicy`]), but without cloning the inner service
+/// and the policy for every call: a call that is not retried costs a copy
+/// of its request (kept for a retry), a clock read (the start of the
+/// retry time bound) and a reference-count bump. The clone a retry is
+/// sent on is taken from a copy of the inner service made once, at the
+/// first call or clone (and again after [`get_mut`](Retry::get_mut)), rather than
+/// from the service at the time of the call; the two differ only for a
+/// service whose clones copy mutable state, which the etcd-tower layers
+/// and the transport do not have (their clones share it, and a clone is
+/// never ready before it is polled).
+#[derive(Debug)]
 pub struct Retry<S> {
-    inner: tower::retry::Retry<EtcdRetryPolicy, S>,
+    inner: S,
+    policy: EtcdRetryPolicy,
+    /// What every call's future shares: a clone of `inner` for retries and
+    /// the policy's settings. Made at the first call or clone, and shared
+    /// with clones (a client that clones the stack for every call does not
+    /// make one per call); empty again after `get_mut`, so that retries see
+    /// the changed service.
+    shared: OnceLock<Arc<future::Shared<S>>>,
+}
+
+impl<S: Clone> Clone for Retry<S> {
+    fn clone(&self) -> Self {
+        Retry {
+            inner: self.inner.clone(),
+            policy: self.policy.clone(),
+            shared: OnceLock::from(Arc::clone(self.shared())),
+        }
+    }
 }
 
 impl<S> Retry<S> {
@@ -154,23 +188,39 @@ impl<S> Retry<S> {
     /// Wraps `inner` with a policy (as configured by a [`RetryLayer`]).
     pub fn with_policy(inner: S, policy: EtcdRetryPolicy) -> Self {
         Retry {
-            inner: tower::retry::Retry::new(policy, inner),
+            inner,
+            policy,
+            shared: OnceLock::new(),
         }
     }
 
     /// The inner service.
     pub fn get_ref(&self) -> &S {
-        self.inner.get_ref()
+        &self.inner
     }
 
-    /// The inner service, mutably.
+    /// The inner service, mutably. Retries of later calls go to clones of
+    /// the service as changed.
     pub fn get_mut(&mut self) -> &mut S {
-        self.inner.get_mut()
+        self.shared = OnceLock::new();
+        &mut self.inner
     }
 
     /// Unwraps the inner service.
     pub fn into_inner(self) -> S {
-        self.inner.into_inner()
+        self.inner
+    }
+
+    fn shared(&self) -> &Arc<future::Shared<S>>
+    where
+        S: Clone,
+    {
+        self.shared.get_or_init(|| {
+            Arc::new(future::Shared::new(
+                self.inner.clone(),
+                Arc::clone(self.policy.config()),
+            ))
+        })
     }
 }
 
@@ -187,7 +237,13 @@ where
     }
 
     fn call(&mut self, request: EtcdRequest) -> ResponseFuture<S> {
-        ResponseFuture::new(self.inner.call(request))
+        // As `tower::retry::Retry`: the copy for a retry is taken before the
+        // call (`None` for a bidirectional stream: never retried), and the
+        // retry clock starts now.
+        let started = tokio::time::Instant::now();
+        let retry = request.try_clone();
+        let shared = Arc::clone(self.shared());
+        ResponseFuture::new(self.inner.call(request), shared, retry, started)
     }
 }
 

@@ -73,12 +73,23 @@ pub(crate) struct Config {
 
 /// The state of one call and its retries.
 #[derive(Clone, Debug, Default)]
-struct Session {
+pub(crate) struct Session {
     /// Attempts finished so far.
     attempts: u32,
     /// When the first attempt was made.
     started: Option<Instant>,
     backoff: Option<ExponentialBackoff<FreshRng>>,
+}
+
+impl Session {
+    /// A call whose first attempt was made at `started`.
+    pub(crate) fn started_at(started: Instant) -> Self {
+        Session {
+            attempts: 0,
+            started: Some(started),
+            backoff: None,
+        }
+    }
 }
 
 impl Default for EtcdRetryPolicy {
@@ -124,48 +135,56 @@ impl EtcdRetryPolicy {
         Arc::make_mut(&mut self.config)
     }
 
-    fn next_backoff(&mut self) -> Sleep {
-        let Some(maker) = &self.config.backoff else {
-            return tokio::time::sleep(self.config.base);
+    /// The shared settings, for [`Retry`](crate::Retry)'s own futures.
+    pub(crate) fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+}
+
+impl Config {
+    fn next_backoff(&self, session: &mut Session) -> Sleep {
+        let Some(maker) = &self.backoff else {
+            return tokio::time::sleep(self.base);
         };
         // A clone of the maker reseeds its random source.
-        let backoff = self
-            .session
+        let backoff = session
             .backoff
             .get_or_insert_with(|| maker.clone().make_backoff());
         backoff.next_backoff()
     }
-}
 
-impl Policy<EtcdRequest, EtcdResponse, EtcdError> for EtcdRetryPolicy {
-    type Future = Sleep;
-
-    fn retry(
-        &mut self,
-        request: &mut EtcdRequest,
-        result: &mut Result<EtcdResponse, EtcdError>,
+    /// The decision of [`Policy::retry`] for the call whose state is
+    /// `session`: the backoff to wait before the next attempt, or `None` to
+    /// surface `result` as it is. Shared by the policy and by
+    /// [`Retry`](crate::Retry)'s futures, which keep a session without a
+    /// clone of the whole policy.
+    pub(crate) fn decide(
+        &self,
+        session: &mut Session,
+        request: &EtcdRequest,
+        result: &Result<EtcdResponse, EtcdError>,
     ) -> Option<Sleep> {
-        self.session.attempts = self.session.attempts.saturating_add(1);
-        if self.session.attempts == 1 {
-            if let Some(budget) = &self.config.budget {
+        session.attempts = session.attempts.saturating_add(1);
+        if session.attempts == 1 {
+            if let Some(budget) = &self.budget {
                 budget.deposit();
             }
         }
         let error = result.as_ref().err()?;
         let rpc = request.rpc();
         let reason = classify(rpc, error)?;
-        let attempts = self.session.attempts;
-        if attempts >= self.config.max_attempts {
+        let attempts = session.attempts;
+        if attempts >= self.max_attempts {
             tracing::debug!(%rpc, attempts, %error, "etcd call failed; no attempts left");
             return None;
         }
-        let started = *self.session.started.get_or_insert_with(Instant::now);
-        let sleep = self.next_backoff();
-        if sleep.deadline().saturating_duration_since(started) > self.config.max_elapsed {
+        let started = *session.started.get_or_insert_with(Instant::now);
+        let sleep = self.next_backoff(session);
+        if sleep.deadline().saturating_duration_since(started) > self.max_elapsed {
             tracing::debug!(%rpc, attempts, %error, "etcd call failed; out of retry time");
             return None;
         }
-        if let Some(budget) = &self.config.budget {
+        if let Some(budget) = &self.budget {
             if !budget.withdraw() {
                 tracing::debug!(%rpc, attempts, %error, "etcd call failed; retry budget exhausted");
                 return None;
@@ -181,6 +200,18 @@ impl Policy<EtcdRequest, EtcdResponse, EtcdError> for EtcdRetryPolicy {
             "retrying etcd call"
         );
         Some(sleep)
+    }
+}
+
+impl Policy<EtcdRequest, EtcdResponse, EtcdError> for EtcdRetryPolicy {
+    type Future = Sleep;
+
+    fn retry(
+        &mut self,
+        request: &mut EtcdRequest,
+        result: &mut Result<EtcdResponse, EtcdError>,
+    ) -> Option<Sleep> {
+        self.config.decide(&mut self.session, request, result)
     }
 
     fn clone_request(&mut self, request: &EtcdRequest) -> Option<EtcdRequest> {

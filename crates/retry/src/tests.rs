@@ -680,3 +680,17 @@ async fn retry_exposes_its_inner_service() {
         DEFAULT_MAX_ELAPSED
     );
 }
+
+/// A client that clones the stack for every call (as the facade does) must
+/// not make a spare clone of the inner service for every call.
+#[tokio::test(start_paused = true)]
+async fn clones_share_one_spare_service() {
+    let (svc, _handle) = retry(RetryLayer::new());
+    let a = svc.clone();
+    let b = a.clone();
+    assert!(std::sync::Arc::ptr_eq(svc.shared(), a.shared()));
+    assert!(std::sync::Arc::ptr_eq(a.shared(), b.shared()));
+    let mut c = b.clone();
+    let _ = c.get_mut();
+    assert!(!std::sync::Arc::ptr_eq(b.shared(), c.shared()));
+}
