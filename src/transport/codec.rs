@@ -75,13 +75,16 @@ pub(crate) fn split_message(
     buf: &mut BytesMut,
     max_recv: usize,
 ) -> Result<Option<Bytes>, tonic::Status> {
-    match message_len(buf, max_recv)? {
-        Some(len) if buf.len() >= PREFIX_LEN + len => {
-            buf.advance(PREFIX_LEN);
-            Ok(Some(buf.split_to(len).freeze()))
-        }
-        _ => Ok(None),
-    }
+    let Some(len) = whole_message_len(buf, max_recv)? else {
+        return Ok(None);
+    };
+    buf.advance(PREFIX_LEN);
+    Ok(Some(buf.split_to(len).freeze()))
+}
+
+/// The length of the message at the head of `buf`, once all of it is there.
+fn whole_message_len(buf: &[u8], max_recv: usize) -> Result<Option<usize>, tonic::Status> {
+    Ok(message_len(buf, max_recv)?.filter(|len| buf.len() >= PREFIX_LEN + len))
 }
 
 /// [`split_message`] for bytes that are not joined from several chunks:
@@ -90,14 +93,12 @@ pub(crate) fn split_bytes(
     buf: &mut Bytes,
     max_recv: usize,
 ) -> Result<Option<Bytes>, tonic::Status> {
-    match message_len(buf, max_recv)? {
-        Some(len) if buf.len() >= PREFIX_LEN + len => {
-            let message = buf.slice(PREFIX_LEN..PREFIX_LEN + len);
-            buf.advance(PREFIX_LEN + len);
-            Ok(Some(message))
-        }
-        _ => Ok(None),
-    }
+    let Some(len) = whole_message_len(buf, max_recv)? else {
+        return Ok(None);
+    };
+    let message = buf.slice(PREFIX_LEN..PREFIX_LEN + len);
+    buf.advance(PREFIX_LEN + len);
+    Ok(Some(message))
 }
 
 /// Decodes one message.
