@@ -542,11 +542,12 @@ impl<Resp: prost::Message + Default> GrpcStream<Resp> {
     /// Waits for the response head; fails if it carries an error.
     async fn receive(
         response: h2::client::ResponseFuture,
-        open: ActiveGuard,
+        mut open: ActiveGuard,
         cancel: Option<oneshot::Sender<()>>,
         max_recv: usize,
     ) -> Result<Self, EtcdError> {
         let (parts, body) = response.await.map_err(lost)?.into_parts();
+        open.answered();
         let state = match head_status(&parts) {
             Some(head) if head.code() != tonic::Code::Ok => return Err(status(head)),
             Some(_) => Reading::Done,

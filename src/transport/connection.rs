@@ -80,6 +80,10 @@ pub(crate) struct ConnectionInfo {
     pub(crate) authority: Authority,
     /// Calls and streams open (for keepalive: no PINGs while idle).
     active: AtomicUsize,
+    /// Those of them still waiting for their answer's head (for write
+    /// coalescing): a stream that has answered, such as a watch or a
+    /// lease keep-alive, writes rarely and is not counted.
+    waiting: AtomicUsize,
     closed: AtomicBool,
 }
 
@@ -87,7 +91,11 @@ impl ConnectionInfo {
     /// Counts a call or stream as open until the guard is dropped.
     pub(crate) fn open(self: &Arc<Self>) -> ActiveGuard {
         self.active.fetch_add(1, Ordering::Relaxed);
-        ActiveGuard(self.clone())
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        ActiveGuard {
+            info: self.clone(),
+            waiting: true,
+        }
     }
 
     /// Marks the connection unusable: the next call makes a new one.
@@ -95,10 +103,12 @@ impl ConnectionInfo {
         self.closed.store(true, Ordering::Release);
     }
 
-    /// Whether several calls or streams are open: then the next write is
-    /// worth delaying by a scheduling round to carry more of them.
+    /// Whether several calls wait for their answers: then the next write
+    /// is worth delaying by a scheduling round to carry more of them. Open
+    /// streams that have answered do not count: with one caller beside a
+    /// watch, the delay would buy nothing and cost a wake-up per call.
     pub(crate) fn busy(&self) -> bool {
-        self.active.load(Ordering::Relaxed) > 1
+        self.waiting.load(Ordering::Relaxed) > 1
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -108,11 +118,26 @@ impl ConnectionInfo {
 
 /// An open call or stream; see [`ConnectionInfo::open`].
 #[derive(Debug)]
-pub(crate) struct ActiveGuard(Arc<ConnectionInfo>);
+pub(crate) struct ActiveGuard {
+    info: Arc<ConnectionInfo>,
+    /// Still counted in [`ConnectionInfo::busy`].
+    waiting: bool,
+}
+
+impl ActiveGuard {
+    /// The stream's answer has begun: it stays open (for keepalive) but no
+    /// longer counts as a call waiting for its answer.
+    pub(crate) fn answered(&mut self) {
+        if std::mem::take(&mut self.waiting) {
+            self.info.waiting.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::Relaxed);
+        self.answered();
+        self.info.active.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -211,6 +236,7 @@ impl Connection {
             scheme: self.scheme.clone(),
             authority: self.authority.clone(),
             active: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
         });
         async move {
@@ -297,4 +323,37 @@ async fn drive(
     }
     // Dropping the connection fails every stream still open on it.
     drop(connection);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> Arc<ConnectionInfo> {
+        Arc::new(ConnectionInfo {
+            scheme: Scheme::HTTP,
+            authority: Authority::from_static("127.0.0.1:2379"),
+            active: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    #[test]
+    fn only_calls_waiting_for_an_answer_make_the_connection_busy() {
+        let info = info();
+        let mut watch = info.open();
+        let call = info.open();
+        assert!(info.busy(), "two calls wait for their answers");
+
+        watch.answered();
+        assert!(!info.busy(), "an answered stream does not count");
+        assert_eq!(info.active.load(Ordering::Relaxed), 2, "but it is open");
+
+        watch.answered();
+        drop(call);
+        assert_eq!(info.waiting.load(Ordering::Relaxed), 0);
+        drop(watch);
+        assert_eq!(info.active.load(Ordering::Relaxed), 0);
+    }
 }

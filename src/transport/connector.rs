@@ -116,15 +116,17 @@ enum Stream {
 /// one `write` instead of one `writev` each (measured: 1.27 `writev` per
 /// put at 16 concurrent calls before, 0.4 `write` after).
 ///
-/// And it coalesces writes: while several calls are open on the
-/// connection, the first write of each flush cycle yields to the runtime
-/// once before it reaches the socket, so that the calls that are ready to
+/// And it coalesces writes: while several calls on the connection wait
+/// for their answers, the first write of each flush cycle yields to the
+/// runtime once before it reaches the socket, so that the calls that are ready to
 /// run add their requests to h2's write buffer first, and they all leave
 /// in one `write`. Most of the client's cost of a small request is the
 /// system call and the kernel's work on each segment (on loopback, the
 /// sender also pays for the receiver's TCP processing), so this divides it
 /// among the calls of a cycle, for one scheduling round of latency. A
-/// lone call is written at once: there is nothing to wait for.
+/// lone call is written at once, even beside open watches: there is
+/// nothing to wait for (measured, one caller beside a watch: 4.4 → 3.3
+/// context switches and about 8 % less CPU per put and event).
 pub(crate) struct Io {
     stream: Stream,
     uri: Uri,
