@@ -88,7 +88,8 @@ pub(crate) struct ConnectionInfo {
 }
 
 impl ConnectionInfo {
-    /// Counts a call or stream as open until the guard is dropped.
+    /// Counts a call or stream as open until the guard is dropped, and as
+    /// waiting for its answer until [`ActiveGuard::answered`].
     pub(crate) fn open(self: &Arc<Self>) -> ActiveGuard {
         self.active.fetch_add(1, Ordering::Relaxed);
         self.waiting.fetch_add(1, Ordering::Relaxed);
