@@ -10,14 +10,8 @@ use etcd_tower::concurrency::{Election, Session};
 use etcd_tower::{Client, EtcdError};
 use futures::StreamExt;
 
-fn endpoints() -> Vec<String> {
-    std::env::var("ETCD_ENDPOINTS")
-        .unwrap_or_else(|_| "127.0.0.1:2379".into())
-        .split(',')
-        .map(|e| e.trim().to_owned())
-        .filter(|e| !e.is_empty())
-        .collect()
-}
+mod common;
+use common::endpoints;
 
 #[tokio::main]
 async fn main() -> Result<(), EtcdError> {

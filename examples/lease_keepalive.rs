@@ -8,14 +8,8 @@ use std::time::Duration;
 
 use etcd_tower::{Client, EtcdError, LeaseKeeper, LeaseState, PutOptions};
 
-fn endpoints() -> Vec<String> {
-    std::env::var("ETCD_ENDPOINTS")
-        .unwrap_or_else(|_| "127.0.0.1:2379".into())
-        .split(',')
-        .map(|e| e.trim().to_owned())
-        .filter(|e| !e.is_empty())
-        .collect()
-}
+mod common;
+use common::endpoints;
 
 #[tokio::main]
 async fn main() -> Result<(), EtcdError> {

@@ -7,14 +7,8 @@
 use etcd_tower::concurrency::{Mutex, Session};
 use etcd_tower::{Client, EtcdError, Txn, TxnOp};
 
-fn endpoints() -> Vec<String> {
-    std::env::var("ETCD_ENDPOINTS")
-        .unwrap_or_else(|_| "127.0.0.1:2379".into())
-        .split(',')
-        .map(|e| e.trim().to_owned())
-        .filter(|e| !e.is_empty())
-        .collect()
-}
+mod common;
+use common::endpoints;
 
 async fn worker(client: Client, id: usize) -> Result<(), EtcdError> {
     // Everything the session holds is released if this process dies: at

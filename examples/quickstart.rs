@@ -12,15 +12,8 @@ use etcd_tower::{
 };
 use futures::StreamExt;
 
-/// The endpoints from `ETCD_ENDPOINTS` (comma-separated), or the default.
-fn endpoints() -> Vec<String> {
-    std::env::var("ETCD_ENDPOINTS")
-        .unwrap_or_else(|_| "127.0.0.1:2379".into())
-        .split(',')
-        .map(|e| e.trim().to_owned())
-        .filter(|e| !e.is_empty())
-        .collect()
-}
+mod common;
+use common::endpoints;
 
 #[tokio::main]
 async fn main() -> Result<(), EtcdError> {
