@@ -111,14 +111,20 @@ mod tests {
     use super::*;
     use crate::proto::etcdserverpb::PutRequest;
 
-    #[test]
-    fn a_framed_message_splits_back() {
+    /// A small put and its gRPC frame.
+    fn framed_put() -> (PutRequest, Bytes) {
         let put = PutRequest {
             key: "k".into(),
             value: "v".into(),
             ..Default::default()
         };
         let framed = encode(Rpc::Put, &put, 1024).unwrap();
+        (put, framed)
+    }
+
+    #[test]
+    fn a_framed_message_splits_back() {
+        let (put, framed) = framed_put();
         assert_eq!(framed.len(), PREFIX_LEN + prost::Message::encoded_len(&put));
         // Split across two reads, and followed by the start of another.
         let mut buf = BytesMut::from(&framed[..3]);
@@ -132,12 +138,7 @@ mod tests {
 
     #[test]
     fn whole_messages_slice_out_of_a_chunk() {
-        let put = PutRequest {
-            key: "k".into(),
-            value: "v".into(),
-            ..Default::default()
-        };
-        let framed = encode(Rpc::Put, &put, 1024).unwrap();
+        let (put, framed) = framed_put();
         let mut chunk = BytesMut::new();
         chunk.extend_from_slice(&framed);
         chunk.extend_from_slice(&framed);
