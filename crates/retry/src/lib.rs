@@ -27,7 +27,7 @@
 //!   [`sent()`](etcd_tower_core::EtcdError::sent) is
 //!   [`Sent::MayHaveBeenApplied`](etcd_tower_core::Sent), its kind says
 //!   what happened (`ConnectionLost`, `Timeout`, `ServerTimeout`, ...) and
-//!   its `Display` ends with `[may have been applied]`. Only the caller can
+//!   its `Display` says `sent, may have been applied`. Only the caller can
 //!   tell whether repeating it is right (read it back, or use a txn guarded
 //!   on the key's revision).
 //! * **Streams.** A bidirectional request (Watch, LeaseKeepAlive) cannot be

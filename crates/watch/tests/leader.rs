@@ -96,7 +96,8 @@ async fn a_member_without_a_leader_cancels_require_leader_streams() {
             cluster.member(i).kill().unwrap();
         }
         bounded(30, "the member to cancel the stream", async {
-            while !(logs.text().contains("watch stream broke") && logs.text().contains("NoLeader"))
+            while !(logs.text().contains("watch stream broke")
+                && logs.text().contains("the member has no leader"))
             {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
