@@ -9,12 +9,17 @@ use etcd_tower_core::{ErrorKind, EtcdError};
 use futures_core::Stream;
 use tokio::sync::mpsc;
 
-use super::{dir, first_created, session_expired, session_key, wait_deletes, Session};
+use super::line::{Caller, Line};
+use super::{
+    abandoned, dir, first_created, is_compacted, session_expired, session_key, wait_deletes,
+    watch_ended, watch_unless_compacted, Session,
+};
 use crate::bytes::IntoBytes;
 use crate::client::Client;
 use crate::kv::{KeyValue, PutOptions, ResponseHeader};
 use crate::txn::{Compare, CompareOp, Txn, TxnOp, TxnOpResponse};
-use crate::watch::KeyWatch;
+use etcd_tower_watch::WatchOptions;
+use futures_util::StreamExt;
 
 /// Leader election: candidates queue by create revision under the
 /// election's prefix, the oldest leads, and each waits only on its
@@ -47,19 +52,28 @@ use crate::watch::KeyWatch;
 /// ```
 #[derive(Debug)]
 pub struct Election {
-    session: Session,
+    line: Line,
     dir: Bytes,
     leader_key: Option<Bytes>,
     leader_revision: i64,
     header: Option<ResponseHeader>,
 }
 
+/// A won campaign: the create revision of the candidate's key and the
+/// header of the answer that queued it.
+#[derive(Debug)]
+struct Elected {
+    revision: i64,
+    header: Option<ResponseHeader>,
+}
+
 impl Election {
     /// An election named `prefix` (candidates' keys live under `prefix/`).
     pub fn new(session: &Session, prefix: impl IntoBytes) -> Election {
+        let dir = dir(prefix);
         Election {
-            session: session.clone(),
-            dir: dir(prefix),
+            line: Line::new(session, session_key(&dir, session.lease_id())),
+            dir,
             leader_key: None,
             leader_revision: 0,
             header: None,
@@ -67,55 +81,30 @@ impl Election {
     }
 
     fn client(&self) -> &Client {
-        self.session.client()
+        self.line.session().client()
     }
 
     /// Runs for leader with `value`, waiting until elected. Fails with
     /// [`ErrorKind::LeaseNotFound`] if the session ends first.
+    ///
+    /// **Cancel-safe**: dropping the future (a `timeout`, a `select!`, an
+    /// aborted task) withdraws the candidacy: the candidate's key is
+    /// removed, so an abandoned campaign never becomes leader (see
+    /// [`concurrency`](super#giving-up-on-a-wait)). On an error the key is
+    /// removed before the error is returned.
     pub async fn campaign(&mut self, value: impl IntoBytes) -> Result<(), EtcdError> {
-        if !self.session.is_alive() {
+        if !self.line.session().is_alive() {
             return Err(session_expired());
         }
-        let value = value.into_bytes();
-        let key = session_key(&self.dir, self.session.lease_id());
-        let txn = Txn::new()
-            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put_with(
-                key.clone(),
-                value.clone(),
-                PutOptions::new().lease(self.session.lease_id()),
-            )])
-            .or_else([TxnOp::get(key.clone())]);
-        let resp = self.client().txn(txn).await?;
-        self.leader_key = Some(key);
-        self.leader_revision = resp.revision();
-        if !resp.succeeded() {
-            let existing = match resp.op_responses().first() {
-                Some(TxnOpResponse::Get(get)) => get.kvs().first().cloned(),
-                _ => None,
-            };
-            let Some(existing) = existing else {
-                self.leader_key = None;
-                return Err(session_expired());
-            };
-            self.leader_revision = existing.create_revision();
-            if existing.value() != &value[..] {
-                if let Err(error) = self.proclaim(value).await {
-                    self.resign_quietly().await;
-                    return Err(error);
-                }
-            }
-        }
-        let client = self.client().clone();
-        let waited = tokio::select! {
-            waited = wait_deletes(&client, &self.dir, self.leader_revision - 1) => waited,
-            _ = self.session.lost() => Err(session_expired()),
-        };
-        if let Err(error) = waited {
-            self.resign_quietly().await;
-            return Err(error);
-        }
-        self.header = resp.header().copied();
+        let (line, dir, value) = (self.line.clone(), self.dir.clone(), value.into_bytes());
+        self.leader_key = None;
+        let elected = self
+            .line
+            .wait(move |caller| run_for_leader(line, dir, value, caller))
+            .await?;
+        self.leader_key = Some(self.line.key().clone());
+        self.leader_revision = elected.revision;
+        self.header = elected.header;
         Ok(())
     }
 
@@ -125,24 +114,25 @@ impl Election {
         let Some(key) = self.leader_key.clone() else {
             return Err(not_leader());
         };
-        let txn = Txn::new()
-            .when([Compare::create_revision(
-                key.clone(),
-                CompareOp::Equal,
-                self.leader_revision,
-            )])
-            .and_then([TxnOp::put_with(
-                key,
-                value,
-                PutOptions::new().lease(self.session.lease_id()),
-            )]);
-        let resp = self.client().txn(txn).await?;
-        if !resp.succeeded() {
-            self.leader_key = None;
-            return Err(not_leader());
+        match proclaim_as(
+            self.line.session(),
+            key,
+            self.leader_revision,
+            value.into_bytes(),
+        )
+        .await
+        {
+            Ok(header) => {
+                self.header = header;
+                Ok(())
+            }
+            Err(error) => {
+                if error.kind() == &ErrorKind::ElectionNotLeader {
+                    self.leader_key = None;
+                }
+                Err(error)
+            }
         }
-        self.header = resp.header().copied();
-        Ok(())
     }
 
     /// Gives up leadership (or leaves the queue); a no-op when not campaigning.
@@ -160,12 +150,6 @@ impl Election {
         let resp = self.client().txn(txn).await?;
         self.header = resp.header().copied();
         Ok(())
-    }
-
-    async fn resign_quietly(&mut self) {
-        if let Err(error) = self.resign().await {
-            tracing::debug!(%error, "leaving the election failed; the session's lease will");
-        }
     }
 
     /// The current leader's key-value; fails with
@@ -216,6 +200,81 @@ fn not_leader() -> EtcdError {
     EtcdError::client(ErrorKind::ElectionNotLeader, "not the election's leader")
 }
 
+/// Puts `value` on the candidate's `key` if it still has the create
+/// revision `revision` (Go's `Proclaim`); the answer's header.
+async fn proclaim_as(
+    session: &Session,
+    key: Bytes,
+    revision: i64,
+    value: Bytes,
+) -> Result<Option<ResponseHeader>, EtcdError> {
+    let txn = Txn::new()
+        .when([Compare::create_revision(
+            key.clone(),
+            CompareOp::Equal,
+            revision,
+        )])
+        .and_then([TxnOp::put_with(
+            key,
+            value,
+            PutOptions::new().lease(session.lease_id()),
+        )]);
+    let resp = session.client().txn(txn).await?;
+    if !resp.succeeded() {
+        return Err(not_leader());
+    }
+    Ok(resp.header().copied())
+}
+
+/// The whole campaign, run by [`Line::wait`] (Go's `Election.Campaign`):
+/// put the candidate's key unless it is there (proclaiming `value` on a key
+/// left from an earlier campaign), then wait until every older key is gone.
+async fn run_for_leader(
+    line: Line,
+    dir: Bytes,
+    value: Bytes,
+    mut caller: Caller,
+) -> Result<Elected, EtcdError> {
+    let session = line.session();
+    let client = session.client();
+    let key = line.key().clone();
+    let txn = Txn::new()
+        .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+        .and_then([TxnOp::put_with(
+            key.clone(),
+            value.clone(),
+            PutOptions::new().lease(session.lease_id()),
+        )])
+        .or_else([TxnOp::get(key.clone())]);
+    let resp = client.txn(txn).await?;
+    let mut revision = resp.revision();
+    if !resp.succeeded() {
+        let existing = match resp.op_responses().first() {
+            Some(TxnOpResponse::Get(get)) => get.kvs().first().cloned(),
+            _ => None,
+        };
+        let Some(existing) = existing else {
+            return Err(session_expired());
+        };
+        revision = existing.create_revision();
+        if existing.value() != &value[..] {
+            proclaim_as(session, key, revision, value).await?;
+        }
+    }
+    if caller.is_gone() {
+        return Err(abandoned());
+    }
+    tokio::select! {
+        waited = wait_deletes(client, &dir, revision - 1) => waited?,
+        _ = session.lost() => return Err(session_expired()),
+        () = caller.gone() => return Err(abandoned()),
+    }
+    Ok(Elected {
+        revision,
+        header: resp.header().copied(),
+    })
+}
+
 /// The leaders of an [`Election`]; see [`Election::observe`].
 #[derive(Debug)]
 pub struct ObserveLeader {
@@ -243,44 +302,39 @@ async fn observe(client: Client, dir: Bytes, tx: Sink) {
     }
 }
 
+/// Go's `Election.observe`, on the client's watch engine: so a stream fault
+/// (an expired token, a restart) never makes the observer miss a change.
+/// A watch whose history was compacted reads the leader again.
 async fn observe_leaders(client: &Client, dir: &Bytes, tx: &Sink) -> Result<(), EtcdError> {
     loop {
         let resp = client.get_with(dir.clone(), first_created()).await?;
         let (leader, revision) = match resp.kvs().first() {
             Some(kv) => (kv.clone(), resp.revision()),
             None => {
-                // Wait for the first candidate's put.
-                let mut watch = KeyWatch::new(
-                    client,
-                    dir.clone(),
-                    crate::bytes::prefix_end(dir),
-                    resp.revision(),
-                );
-                loop {
-                    let put = watch
-                        .next()
-                        .await?
-                        .into_iter()
-                        .find(|e| e.r#type == EventType::Put as i32)
-                        .and_then(|e| e.kv);
-                    if let Some(kv) = put {
-                        let revision = kv.mod_revision;
-                        break (KeyValue::from(kv), revision);
-                    }
+                let candidates = WatchOptions::prefix(dir.clone())
+                    .start_revision(resp.revision())
+                    .no_delete(true);
+                match first_put(client, candidates).await? {
+                    Some(first) => first,
+                    None => continue,
                 }
             }
         };
         if tx.send(Ok(leader.clone())).await.is_err() {
             return Ok(());
         }
-        let mut watch = KeyWatch::new(
-            client,
-            leader.key_bytes().clone(),
-            Bytes::new(),
-            revision + 1,
-        );
+        let updates = WatchOptions::key(leader.key_bytes().clone()).start_revision(revision + 1);
+        let Some(mut watcher) = watch_unless_compacted(client, updates).await? else {
+            continue;
+        };
         'leader: loop {
-            for event in watch.next().await? {
+            let batch = match watcher.next().await {
+                Some(Ok(batch)) => batch,
+                Some(Err(error)) if is_compacted(&error) => break 'leader,
+                Some(Err(error)) => return Err(error),
+                None => return Err(watch_ended()),
+            };
+            for event in batch.into_events() {
                 if event.r#type == EventType::Delete as i32 {
                     break 'leader;
                 }
@@ -290,6 +344,34 @@ async fn observe_leaders(client: &Client, dir: &Bytes, tx: &Sink) -> Result<(), 
                     }
                 }
             }
+        }
+    }
+}
+
+/// The first put under an empty election's prefix and its revision;
+/// `None` when the history it waited on was compacted.
+async fn first_put(
+    client: &Client,
+    options: WatchOptions,
+) -> Result<Option<(KeyValue, i64)>, EtcdError> {
+    let Some(mut watcher) = watch_unless_compacted(client, options).await? else {
+        return Ok(None);
+    };
+    loop {
+        let batch = match watcher.next().await {
+            Some(Ok(batch)) => batch,
+            Some(Err(error)) if is_compacted(&error) => return Ok(None),
+            Some(Err(error)) => return Err(error),
+            None => return Err(watch_ended()),
+        };
+        let put = batch
+            .into_events()
+            .into_iter()
+            .find(|event| event.r#type == EventType::Put as i32)
+            .and_then(|event| event.kv);
+        if let Some(kv) = put {
+            let revision = kv.mod_revision;
+            return Ok(Some((KeyValue::from(kv), revision)));
         }
     }
 }

@@ -9,6 +9,56 @@
 //! under a common prefix, and the key with the lowest create revision wins.
 //! The others each watch only their predecessor's key, from the revision
 //! they read at, so a release wakes exactly one waiter and nobody polls.
+//! The keys and the protocol are those of Go's `concurrency` package
+//! (etcd 3.5's `client/v3/concurrency`): waiter keys `<name>/<lease id in
+//! hex>`, put in a txn that also reads the oldest key, so a Go process
+//! (`etcdctl lock`, `etcdctl elect`) and a Rust one exclude each other.
+//!
+//! # Waiting
+//!
+//! Every wait goes through the client's watch engine (`etcd-tower-watch`),
+//! like any other watch of the client, so a waiter keeps waiting across an
+//! expired auth token, a cut connection, a member restart or a leader
+//! change, resumed from the revision it had reached: no release is missed.
+//! A waiter whose watched history is compacted away reads the line again
+//! instead of failing.
+//!
+//! # Giving up on a wait
+//!
+//! [`Mutex::lock`], [`Mutex::try_lock`] and [`Election::campaign`] are
+//! **cancel-safe**: drop the future (`tokio::time::timeout`, `select!`, an
+//! aborted task) and the key it queued with is removed, so no later waiter
+//! is blocked behind it and an abandoned campaign never becomes leader.
+//! The removal runs in the background (in a Tokio task) right away; it
+//! waits for a write already in flight, retries until it succeeds or the
+//! session's lease is gone, and the next `lock` or `campaign` of the same
+//! `Mutex` or `Election` waits for it first. When a wait fails instead,
+//! the key is removed before the error is returned. Only a Tokio runtime
+//! shutting down, or a process that dies, skips the removal; the session's
+//! lease then removes the key within its TTL.
+//!
+//! ```no_run
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), etcd_tower::EtcdError> {
+//! use std::time::Duration;
+//! use etcd_tower::concurrency::{Mutex, Session};
+//! use etcd_tower::Client;
+//!
+//! let client = Client::connect(["127.0.0.1:2379"]).await?;
+//! let session = Session::new(&client).await?;
+//! let mut mutex = Mutex::new(&session, "locks/report");
+//! match tokio::time::timeout(Duration::from_secs(2), mutex.lock()).await {
+//!     Ok(locked) => {
+//!         locked?;
+//!         // ... the critical section ...
+//!         mutex.unlock().await?;
+//!     }
+//!     // Gave up: this session's place in the line is already being removed.
+//!     Err(_elapsed) => println!("busy, try later"),
+//! }
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! ```no_run
 //! # #[tokio::main(flavor = "current_thread")]
@@ -28,6 +78,7 @@
 //! ```
 
 mod election;
+mod line;
 mod mutex;
 mod session;
 
@@ -36,7 +87,10 @@ pub use mutex::Mutex;
 pub use session::{Session, DEFAULT_TTL as DEFAULT_SESSION_TTL};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use etcd_tower_core::proto::mvccpb::event::EventType;
 use etcd_tower_core::{ErrorKind, EtcdError};
+use etcd_tower_watch::{WatchOptions, Watcher};
+use futures_util::StreamExt;
 
 use crate::bytes::IntoBytes;
 use crate::client::Client;
@@ -74,6 +128,12 @@ pub(crate) fn session_expired() -> EtcdError {
     )
 }
 
+/// The error a waiting task ends with once its caller has given up (nobody
+/// reads it: it only makes the task remove the key).
+pub(crate) fn abandoned() -> EtcdError {
+    EtcdError::client(ErrorKind::Closed, "the caller stopped waiting")
+}
+
 /// Waits until no key under `dir` created at or before `max_create_revision`
 /// is left: each round watches the newest such key until it is deleted.
 pub(crate) async fn wait_deletes(
@@ -91,6 +151,59 @@ pub(crate) async fn wait_deletes(
         let Some(kv) = resp.kvs().first() else {
             return Ok(());
         };
-        crate::watch::wait_delete(client, kv.key_bytes().clone(), resp.revision()).await?;
+        wait_delete(client, kv.key_bytes().clone(), resp.revision()).await?;
     }
+}
+
+/// Waits until `key` is deleted, watching it through the client's watch
+/// engine from `revision` (at which it existed). Returns as well when that
+/// history was compacted away: the caller reads the current state again.
+async fn wait_delete(client: &Client, key: Bytes, revision: i64) -> Result<(), EtcdError> {
+    let options = WatchOptions::key(key).start_revision(revision).no_put(true);
+    let Some(mut watcher) = watch_unless_compacted(client, options).await? else {
+        return Ok(());
+    };
+    loop {
+        match watcher.next().await {
+            Some(Ok(batch)) => {
+                if batch
+                    .events()
+                    .iter()
+                    .any(|event| event.r#type == EventType::Delete as i32)
+                {
+                    return Ok(());
+                }
+            }
+            Some(Err(error)) if is_compacted(&error) => return Ok(()),
+            Some(Err(error)) => return Err(error),
+            None => return Err(watch_ended()),
+        }
+    }
+}
+
+/// A watch through the client's engine; `None` when its start revision
+/// was compacted.
+pub(crate) async fn watch_unless_compacted(
+    client: &Client,
+    options: WatchOptions,
+) -> Result<Option<Watcher>, EtcdError> {
+    match client.watch_engine().watch(options).await {
+        Ok(watcher) => Ok(Some(watcher)),
+        Err(error) if is_compacted(&error) => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// A recipe's watch that ended without an error (the engine ends a
+/// watcher's stream only after one, so this is a defect somewhere).
+pub(crate) fn watch_ended() -> EtcdError {
+    EtcdError::client(
+        ErrorKind::WatchCanceled,
+        "the watch engine ended a recipe's watch without an error",
+    )
+}
+
+/// Whether a watch failed because the history it asked for was compacted.
+pub(crate) fn is_compacted(error: &EtcdError) -> bool {
+    matches!(error.kind(), ErrorKind::Compacted { .. })
 }

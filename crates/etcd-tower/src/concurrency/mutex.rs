@@ -3,7 +3,8 @@
 use bytes::Bytes;
 use etcd_tower_core::EtcdError;
 
-use super::{dir, first_created, session_expired, session_key, wait_deletes, Session};
+use super::line::{Caller, Line};
+use super::{abandoned, dir, first_created, session_expired, session_key, wait_deletes, Session};
 use crate::bytes::IntoBytes;
 use crate::kv::{PutOptions, ResponseHeader};
 use crate::txn::{Compare, CompareOp, Txn, TxnOp, TxnOpResponse, TxnResponse};
@@ -38,9 +39,16 @@ use crate::txn::{Compare, CompareOp, Txn, TxnOp, TxnOpResponse, TxnResponse};
 /// ```
 #[derive(Debug)]
 pub struct Mutex {
-    session: Session,
+    line: Line,
     dir: Bytes,
-    key: Bytes,
+    revision: i64,
+    header: Option<ResponseHeader>,
+}
+
+/// A lock attempt's outcome: the key's create revision and the header of
+/// the answer that granted the lock.
+#[derive(Debug)]
+struct Granted {
     revision: i64,
     header: Option<ResponseHeader>,
 }
@@ -50,121 +58,81 @@ impl Mutex {
     pub fn new(session: &Session, prefix: impl IntoBytes) -> Mutex {
         let dir = dir(prefix);
         Mutex {
-            key: session_key(&dir, session.lease_id()),
+            line: Line::new(session, session_key(&dir, session.lease_id())),
             dir,
-            session: session.clone(),
             revision: 0,
             header: None,
         }
     }
 
-    /// Queues for the lock: puts this session's key unless it is there
-    /// already, and reads the current owner. Returns whether this session
-    /// owns the lock now.
-    async fn enqueue(&mut self) -> Result<bool, EtcdError> {
-        let client = self.session.client();
-        let txn = Txn::new()
-            .when([Compare::create_revision(
-                self.key.clone(),
-                CompareOp::Equal,
-                0,
-            )])
-            .and_then([
-                TxnOp::put_with(
-                    self.key.clone(),
-                    "",
-                    PutOptions::new().lease(self.session.lease_id()),
-                ),
-                TxnOp::get_with(self.dir.clone(), first_created()),
-            ])
-            .or_else([
-                TxnOp::get(self.key.clone()),
-                TxnOp::get_with(self.dir.clone(), first_created()),
-            ]);
-        let resp: TxnResponse = client.txn(txn).await?;
-        self.revision = resp.revision();
-        let ops = resp.op_responses();
-        if !resp.succeeded() {
-            match ops.first() {
-                Some(TxnOpResponse::Get(mine)) => match mine.kvs().first() {
-                    Some(kv) => self.revision = kv.create_revision(),
-                    None => return Err(session_expired()),
-                },
-                _ => return Err(session_expired()),
-            }
-        }
-        self.header = resp.header().copied();
-        let owner = match ops.get(1) {
-            Some(TxnOpResponse::Get(owner)) => owner.kvs().first().map(|kv| kv.create_revision()),
-            _ => None,
-        };
-        Ok(owner.is_none_or(|rev| rev == self.revision))
-    }
-
     /// Waits until the lock is held. Fails with
     /// [`ErrorKind::LeaseNotFound`](etcd_tower_core::ErrorKind::LeaseNotFound)
     /// if the session ends first (and then holds nothing).
+    ///
+    /// **Cancel-safe**: dropping the future (a `timeout`, a `select!`, an
+    /// aborted task) leaves the line: this session's key is removed, so no
+    /// later waiter queues behind it (see [`concurrency`](super#giving-up-on-a-wait)).
+    /// On an error the key is removed before the error is returned.
     pub async fn lock(&mut self) -> Result<(), EtcdError> {
-        if !self.session.is_alive() {
+        if !self.line.session().is_alive() {
             return Err(session_expired());
         }
-        if self.enqueue().await? {
-            return Ok(());
-        }
-        let client = self.session.client().clone();
-        let waited = tokio::select! {
-            waited = wait_deletes(&client, &self.dir, self.revision - 1) => waited,
-            _ = self.session.lost() => Err(session_expired()),
-        };
-        if let Err(error) = waited {
-            self.release_quietly().await;
-            return Err(error);
-        }
-        // The session may have expired while waiting: its key would be gone.
-        let mine = match client.get(self.key.clone()).await {
-            Ok(mine) => mine,
-            Err(error) => {
-                self.release_quietly().await;
-                return Err(error);
-            }
-        };
-        if mine.kvs().is_empty() {
-            self.revision = 0;
-            return Err(session_expired());
-        }
-        self.header = mine.header().copied();
+        let (line, dir) = (self.line.clone(), self.dir.clone());
+        self.revision = 0;
+        let granted = self
+            .line
+            .wait(move |caller| acquire(line, dir, caller))
+            .await?;
+        self.revision = granted.revision;
+        self.header = granted.header;
         Ok(())
     }
 
     /// Takes the lock if it is free, without waiting. Returns `false` (and
-    /// leaves the queue) when someone else holds it.
+    /// leaves the queue) when someone else holds it. Cancel-safe like
+    /// [`lock`](Self::lock).
     pub async fn try_lock(&mut self) -> Result<bool, EtcdError> {
-        if !self.session.is_alive() {
+        if !self.line.session().is_alive() {
             return Err(session_expired());
         }
-        if self.enqueue().await? {
-            return Ok(true);
-        }
-        self.unlock().await?;
-        Ok(false)
+        let (line, dir) = (self.line.clone(), self.dir.clone());
+        self.revision = 0;
+        let granted = self
+            .line
+            .wait(move |_caller| async move {
+                let queued = enqueue(&line, &dir).await?;
+                if queued.owns {
+                    return Ok(Some(queued.granted));
+                }
+                line.session().client().delete(line.key().clone()).await?;
+                Ok(None)
+            })
+            .await?;
+        let Some(granted) = granted else {
+            return Ok(false);
+        };
+        self.revision = granted.revision;
+        self.header = granted.header;
+        Ok(true)
     }
 
     /// Releases the lock (or leaves the queue).
+    ///
+    /// Dropping a `Mutex` that holds the lock does not release it (as in
+    /// Go's client): call `unlock`, or end the session.
     pub async fn unlock(&mut self) -> Result<(), EtcdError> {
-        self.session.client().delete(self.key.clone()).await?;
+        self.line
+            .session()
+            .client()
+            .delete(self.line.key().clone())
+            .await?;
         self.revision = 0;
         Ok(())
     }
 
-    async fn release_quietly(&mut self) {
-        if let Err(error) = self.unlock().await {
-            tracing::debug!(%error, "leaving the lock queue failed; the session's lease will");
-        }
-    }
-
     /// The key this session holds (or waits with) under the lock's prefix.
     pub fn key(&self) -> &[u8] {
-        &self.key
+        self.line.key()
     }
 
     /// The create revision of [`key`](Self::key) since the last lock
@@ -180,6 +148,83 @@ impl Mutex {
 
     /// A comparison that holds only while this session owns the lock.
     pub fn is_owner(&self) -> Compare {
-        Compare::create_revision(self.key.clone(), CompareOp::Equal, self.revision)
+        Compare::create_revision(self.line.key().clone(), CompareOp::Equal, self.revision)
     }
+}
+
+/// Where an [`enqueue`] left this session.
+struct Queued {
+    granted: Granted,
+    /// Whether the key is the oldest under the prefix: the lock is held.
+    owns: bool,
+}
+
+/// Queues for the lock: puts the session's key unless it is there already,
+/// and reads the current owner in the same txn (Go's `tryAcquire`).
+async fn enqueue(line: &Line, dir: &Bytes) -> Result<Queued, EtcdError> {
+    let session = line.session();
+    let key = line.key().clone();
+    let txn = Txn::new()
+        .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+        .and_then([
+            TxnOp::put_with(key.clone(), "", PutOptions::new().lease(session.lease_id())),
+            TxnOp::get_with(dir.clone(), first_created()),
+        ])
+        .or_else([
+            TxnOp::get(key),
+            TxnOp::get_with(dir.clone(), first_created()),
+        ]);
+    let resp: TxnResponse = session.client().txn(txn).await?;
+    let ops = resp.op_responses();
+    let revision = if resp.succeeded() {
+        resp.revision()
+    } else {
+        match ops.first() {
+            Some(TxnOpResponse::Get(mine)) => match mine.kvs().first() {
+                Some(kv) => kv.create_revision(),
+                None => return Err(session_expired()),
+            },
+            _ => return Err(session_expired()),
+        }
+    };
+    let owner = match ops.get(1) {
+        Some(TxnOpResponse::Get(owner)) => owner.kvs().first().map(|kv| kv.create_revision()),
+        _ => None,
+    };
+    Ok(Queued {
+        granted: Granted {
+            revision,
+            header: resp.header().copied(),
+        },
+        owns: owner.is_none_or(|owner| owner == revision),
+    })
+}
+
+/// The whole wait for the lock, run by [`Line::wait`] (Go's `Mutex.Lock`):
+/// queue, wait until every older key is gone, then check that this
+/// session's key survived the wait.
+async fn acquire(line: Line, dir: Bytes, mut caller: Caller) -> Result<Granted, EtcdError> {
+    let queued = enqueue(&line, &dir).await?;
+    if queued.owns {
+        return Ok(queued.granted);
+    }
+    if caller.is_gone() {
+        return Err(abandoned());
+    }
+    let session = line.session();
+    let client = session.client();
+    tokio::select! {
+        waited = wait_deletes(client, &dir, queued.granted.revision - 1) => waited?,
+        _ = session.lost() => return Err(session_expired()),
+        () = caller.gone() => return Err(abandoned()),
+    }
+    // The session may have expired while waiting: its key would be gone.
+    let mine = client.get(line.key().clone()).await?;
+    if mine.kvs().is_empty() {
+        return Err(session_expired());
+    }
+    Ok(Granted {
+        revision: queued.granted.revision,
+        header: mine.header().copied(),
+    })
 }
