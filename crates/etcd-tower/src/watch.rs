@@ -5,7 +5,7 @@
 //! require-leader setting, which the engine reopens and resumes from the
 //! next revision when it breaks (member restart, expired auth token), so a
 //! [`Watcher`] sees every event exactly once, or a typed error (such as
-//! [`ErrorKind::Compacted`] with the compact revision).
+//! [`ErrorKind::Compacted`](etcd_tower_core::ErrorKind::Compacted) with the compact revision).
 //!
 //! ```no_run
 //! # #[tokio::main(flavor = "current_thread")]
