@@ -23,7 +23,7 @@
 //! | [`CLIENT_WATCH_EVENTS_RECEIVED_TOTAL`] | counter | none | metrics layer |
 //! | [`WATCH_EVENTS_DELIVERED_TOTAL`] | counter | none | watch engine |
 //! | [`WATCH_RESUMES_TOTAL`] | counter | `reason` | watch engine |
-//! | [`AUTH_TOKEN_REFRESHES_TOTAL`] | counter | `outcome` | auth layer |
+//! | [`AUTH_TOKEN_REFRESHES_TOTAL`] | counter | `outcome`, `reason` | auth layer |
 //! | [`RETRIES_TOTAL`] | counter | `service`, `rpc`, `kind` | retry layer |
 //!
 //! Label values:
@@ -38,6 +38,8 @@
 //!   (`EmptyKey`, `NoLeader`, `InvalidAuthToken`, ...), or [`KIND_NONE`]
 //!   for a success: [`error_kind_label`].
 //! * `reason` (watch resumes): [`RESUME_DISCONNECTED`] or [`RESUME_AUTH`].
+//! * `reason` (token refreshes): [`REFRESH_NO_TOKEN`], [`REFRESH_REJECTED`]
+//!   or [`REFRESH_EXPIRING`].
 //! * `outcome` (token refreshes): [`OUTCOME_OK`] or [`OUTCOME_ERROR`].
 
 use crate::error::{Code, ErrorKind};
@@ -54,7 +56,8 @@ pub const LABEL_CODE: &str = "code";
 /// Label key: the etcd error kind ([`error_kind_label`]).
 pub const LABEL_KIND: &str = "kind";
 /// Label key: why a watch stream was resumed ([`RESUME_DISCONNECTED`],
-/// [`RESUME_AUTH`]).
+/// [`RESUME_AUTH`]), or why a token was refreshed ([`REFRESH_NO_TOKEN`],
+/// [`REFRESH_REJECTED`], [`REFRESH_EXPIRING`]).
 pub const LABEL_REASON: &str = "reason";
 /// Label key: how a token refresh ended ([`OUTCOME_OK`], [`OUTCOME_ERROR`]).
 pub const LABEL_OUTCOME: &str = "outcome";
@@ -128,15 +131,35 @@ pub const RESUME_AUTH: &str = "auth";
 
 // ----- Auth layer -----
 
-/// Counter, by `outcome`: tokens the auth layer asked for
-/// (`Authenticate` calls), the first one included.
+/// Counter, by `outcome` and `reason`: tokens the auth layer asked for
+/// (`Authenticate` calls it sent), the first login included. A refresh
+/// that finds a newer token already obtained by another call, or a refused
+/// login still remembered (`AuthLayer::failure_backoff`), sends nothing and
+/// is not counted: N calls failing with one expired token count once.
 pub const AUTH_TOKEN_REFRESHES_TOTAL: &str = "etcd_auth_token_refreshes_total";
 
-/// `outcome` of a token refresh: a token was obtained.
+/// `outcome` of a token refresh: `Authenticate` succeeded (a token was
+/// obtained, or the server said authentication is not enabled and calls
+/// go without one).
 pub const OUTCOME_OK: &str = "ok";
 
-/// `outcome` of a token refresh: `Authenticate` failed.
+/// `outcome` of a token refresh: `Authenticate` failed (a wrong password,
+/// a lost connection, ...).
 pub const OUTCOME_ERROR: &str = "error";
+
+/// `reason` of a token refresh: the layer held no token it could send:
+/// the first login, or a login after a stream ended with a token error or
+/// the watch engine asked for a new token (`RenewToken`).
+pub const REFRESH_NO_TOKEN: &str = "no_token";
+
+/// `reason` of a token refresh: the server rejected the token a call was
+/// sent with (expired, forgotten by a restart, or outdated by an auth
+/// change).
+pub const REFRESH_REJECTED: &str = "rejected";
+
+/// `reason` of a token refresh: a JWT neared its `exp` and was replaced
+/// ahead of time.
+pub const REFRESH_EXPIRING: &str = "expiring";
 
 // ----- Retry layer -----
 
@@ -328,6 +351,24 @@ mod tests {
         for rpc in Rpc::ALL {
             let expected = format!("/{}/", service_label(*rpc));
             assert!(rpc.path().starts_with(&expected), "{rpc}: {expected}");
+        }
+    }
+
+    #[test]
+    fn label_values_of_the_closed_sets_are_snake_case() {
+        for value in [
+            RESUME_DISCONNECTED,
+            RESUME_AUTH,
+            OUTCOME_OK,
+            OUTCOME_ERROR,
+            REFRESH_NO_TOKEN,
+            REFRESH_REJECTED,
+            REFRESH_EXPIRING,
+        ] {
+            assert!(
+                !value.is_empty() && value.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{value}"
+            );
         }
     }
 

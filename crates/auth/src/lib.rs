@@ -41,6 +41,16 @@
 //!   `Debug` output and no log line ([`AuthToken`](etcd_tower_core::AuthToken)
 //!   redacts itself; this crate's `Debug` impls are written by hand).
 //!
+//! * **Counted.** Every `Authenticate` the layer sends counts once in
+//!   `etcd_auth_token_refreshes_total` (through the `metrics` facade, so
+//!   with whatever recorder the application installed), by `outcome`
+//!   (`ok`, `error`) and `reason`: `no_token` (the first login, or after a
+//!   stream reported its token dead), `rejected` (the server refused the
+//!   token a call carried) or `expiring` (a JWT replaced ahead of its
+//!   `exp`). Calls that share a refresh, or fail on a remembered refusal,
+//!   send nothing and count nothing; see
+//!   [`AUTH_TOKEN_REFRESHES_TOTAL`](etcd_tower_core::metric_names::AUTH_TOKEN_REFRESHES_TOTAL).
+//!
 //! The common path (a token at hand, the call succeeds) does not allocate:
 //! the future is the inner future plus a little state. Logging in and
 //! refreshing are boxed; they happen once per token, not once per call.

@@ -15,6 +15,7 @@ use std::future::poll_fn;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use etcd_tower_core::metric_names as names;
 use etcd_tower_core::proto::etcdserverpb::{AuthenticateRequest, AuthenticateResponse};
 use etcd_tower_core::{AuthToken, Code, ErrorKind, EtcdError, EtcdRequest, EtcdResponse, Sent};
 use tokio::time::Instant;
@@ -222,6 +223,7 @@ impl Shared {
             "authenticating to etcd"
         );
         let result = self.authenticate(inner).await;
+        count_refresh(why, result.is_ok());
         let mut state = self.lock();
         match result {
             Ok(token) => {
@@ -299,6 +301,29 @@ impl fmt::Debug for Shared {
             .field("jwt", &state.refresh_at.is_some())
             .finish_non_exhaustive()
     }
+}
+
+/// Counts one `Authenticate` the layer sent, in
+/// [`AUTH_TOKEN_REFRESHES_TOTAL`](names::AUTH_TOKEN_REFRESHES_TOTAL) by
+/// `outcome` and `reason`. Refreshes that found a newer token, or a refusal
+/// still remembered, sent nothing and are not counted.
+fn count_refresh(why: Why, obtained: bool) {
+    let outcome = if obtained {
+        names::OUTCOME_OK
+    } else {
+        names::OUTCOME_ERROR
+    };
+    let reason = match why {
+        Why::Missing => names::REFRESH_NO_TOKEN,
+        Why::Rejected => names::REFRESH_REJECTED,
+        Why::Expiring => names::REFRESH_EXPIRING,
+    };
+    metrics::counter!(
+        names::AUTH_TOKEN_REFRESHES_TOTAL,
+        names::LABEL_OUTCOME => outcome,
+        names::LABEL_REASON => reason,
+    )
+    .increment(1);
 }
 
 /// Whether a failed login is an answer that asking again right away would

@@ -10,32 +10,11 @@ use std::time::{Duration, Instant};
 use etcd_tower_core::proto::etcdserverpb::RangeRequest;
 use etcd_tower_core::signal::{ReportTokenGeneration, TokenGeneration};
 use etcd_tower_core::{ErrorKind, EtcdRequest, Sent};
-use etcd_tower_testkit::{binaries, Cluster};
-use support::{bounded, call, client, get, is_transport_error, put, Client};
-
-const ROOT_PASSWORD: &str = "s3cret";
-
-/// A simple-token cluster with auth on, tokens living `ttl` seconds idle.
-async fn simple_cluster(bin: &etcd_tower_testkit::EtcdBinary, ttl: u64) -> Cluster {
-    let mut cluster = Cluster::builder(bin)
-        .auth_token_ttl(ttl)
-        .start()
-        .await
-        .unwrap();
-    cluster.enable_auth(ROOT_PASSWORD).await.unwrap();
-    cluster
-}
-
-/// A JWT cluster with auth on, tokens valid for `ttl`.
-async fn jwt_cluster(bin: &etcd_tower_testkit::EtcdBinary, ttl: Duration) -> Cluster {
-    let mut cluster = Cluster::builder(bin)
-        .jwt_token_ttl(ttl)
-        .start()
-        .await
-        .unwrap();
-    cluster.enable_auth(ROOT_PASSWORD).await.unwrap();
-    cluster
-}
+use etcd_tower_testkit::binaries;
+use support::{
+    bounded, call, client, get, is_transport_error, jwt_cluster, put, simple_cluster, Client,
+    ROOT_PASSWORD,
+};
 
 /// Runs 100 gets at once on clones of `client`; all must succeed.
 async fn hundred_gets(client: &Client, label: &str) {

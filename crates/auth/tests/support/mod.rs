@@ -20,6 +20,31 @@ pub async fn bounded<T>(secs: u64, test: impl Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("test did not finish within {secs} s"))
 }
 
+/// The root user's password in every cluster these tests start.
+pub const ROOT_PASSWORD: &str = "s3cret";
+
+/// A simple-token cluster with auth on, tokens living `ttl` seconds idle.
+pub async fn simple_cluster(bin: &etcd_tower_testkit::EtcdBinary, ttl: u64) -> Cluster {
+    let mut cluster = Cluster::builder(bin)
+        .auth_token_ttl(ttl)
+        .start()
+        .await
+        .unwrap();
+    cluster.enable_auth(ROOT_PASSWORD).await.unwrap();
+    cluster
+}
+
+/// A JWT cluster with auth on, tokens valid for `ttl`.
+pub async fn jwt_cluster(bin: &etcd_tower_testkit::EtcdBinary, ttl: Duration) -> Cluster {
+    let mut cluster = Cluster::builder(bin)
+        .jwt_token_ttl(ttl)
+        .start()
+        .await
+        .unwrap();
+    cluster.enable_auth(ROOT_PASSWORD).await.unwrap();
+    cluster
+}
+
 /// What the counting layer saw.
 #[derive(Clone, Debug, Default)]
 pub struct Counts {
