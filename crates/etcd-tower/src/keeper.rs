@@ -39,6 +39,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 
 use crate::client::Client;
+use crate::detached::detached;
 
 /// What a [`LeaseKeeper`] knows about its lease.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,8 +92,24 @@ pub struct LeaseKeeper {
 
 impl LeaseKeeper {
     /// Grants a lease of `ttl` seconds and keeps it alive.
+    ///
+    /// **Cancel-safe**: if this future is dropped (a `timeout`, a
+    /// `select!`) once the grant was sent, the grant is still answered in
+    /// the background and the lease it created is revoked at once, instead
+    /// of lingering on the server for its TTL.
     pub async fn grant(client: &Client, ttl: i64) -> Result<LeaseKeeper, EtcdError> {
-        let granted = client.lease_grant(ttl).await?;
+        validate_ttl(ttl)?;
+        let granting = client.clone();
+        let revoking = client.clone();
+        let granted = detached(
+            move |_caller| async move { granting.lease_grant(ttl).await },
+            move |granted| async move {
+                if let Err(error) = revoking.lease_revoke(granted.id).await {
+                    tracing::debug!(%error, lease = granted.id, "revoking a lease nobody took failed; it expires with its TTL");
+                }
+            },
+        )
+        .await?;
         LeaseKeeper::new(client, granted.id, granted.ttl)
     }
 

@@ -51,6 +51,7 @@
 mod builder;
 mod bytes;
 mod client;
+mod detached;
 
 pub mod auth;
 pub mod cluster;

@@ -178,3 +178,48 @@ async fn keeper_survives_a_restart_with_auth_and_expiring_tokens() {
     })
     .await;
 }
+
+/// A `LeaseKeeper::grant` (and so `Session::new`) dropped at any point of
+/// its call leaves no lease behind: a grant already sent is revoked as soon
+/// as it is answered, instead of lingering for its TTL.
+#[tokio::test]
+async fn a_dropped_grant_leaves_no_lease() {
+    each_version(60, |bin| async move {
+        let (_cluster, client) = single(&bin).await;
+        let mut completed = 0;
+        for micros in (0..40u64).map(|i| i * 75) {
+            match timeout(
+                Duration::from_micros(micros),
+                LeaseKeeper::grant(&client, 300),
+            )
+            .await
+            {
+                Ok(keeper) => {
+                    keeper.unwrap().revoke().await.unwrap();
+                    completed += 1;
+                }
+                Err(_elapsed) => {}
+            }
+        }
+        assert!(completed < 40, "no grant was dropped mid-call");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = client.lease_leases().await.unwrap().leases.len();
+            if left == 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: {left} leases left by dropped grants",
+                bin.label()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        eprintln!(
+            "{}: {} of 40 grants dropped, no lease left",
+            bin.label(),
+            40 - completed
+        );
+    })
+    .await;
+}

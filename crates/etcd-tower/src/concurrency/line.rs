@@ -8,8 +8,8 @@
 //! later waiter would queue behind a contender that no longer exists (until
 //! its session ends), and an abandoned campaign would later become leader.
 //!
-//! So each wait runs in a task of its own ([`Line::wait`]), which the
-//! caller's future only listens to:
+//! So each wait runs in a task of its own ([`Line::wait`], on the crate's
+//! `detached` runner), which the caller's future only listens to:
 //!
 //! * **The caller gives up** (its future is dropped): the task sees it at
 //!   once ([`Caller::gone`]), lets any write already in flight finish (a
@@ -20,9 +20,8 @@
 //! * **The wait fails** (an error reaches the caller): the task removes the
 //!   key *before* answering, so a caller that sees the error sees the line
 //!   already cleaned up.
-//! * **The wait succeeds just as the caller gives up**: the answer sits
-//!   unread in the channel; when the channel is dropped, the answer's
-//!   [`Placed`] guard releases the key. A success is never lost unnoticed.
+//! * **The wait succeeds just as the caller gives up**: the success nobody
+//!   read is undone when it is dropped, by the same removal.
 //! * **The next attempt** (the same `Mutex` or `Election` calling again)
 //!   first waits for every earlier task's removal: both share one *turn*,
 //!   so a late removal can never delete the key a new attempt just put.
@@ -36,10 +35,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use etcd_tower_core::{ErrorKind, EtcdError};
-use tokio::sync::{oneshot, Mutex as TurnLock, OwnedMutexGuard};
+use etcd_tower_core::EtcdError;
+use tokio::sync::{Mutex as TurnLock, OwnedMutexGuard};
 
 use super::Session;
+use crate::detached::detached;
+pub(crate) use crate::detached::Caller;
 
 /// How long an abandoned key's removal keeps trying at most; the session's
 /// lease ends the key by itself much sooner unless it is kept alive.
@@ -85,104 +86,27 @@ impl Line {
         F: FnOnce(Caller) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, EtcdError>> + Send,
     {
-        let (answer, answered) = oneshot::channel::<Result<Placed<T>, EtcdError>>();
-        let (present, caller) = oneshot::channel::<()>();
         let line = self.clone();
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            EtcdError::client(
-                ErrorKind::InvalidRequest,
-                "the recipes wait in Tokio tasks: call them inside a Tokio runtime",
-            )
-        })?;
-        runtime.clone().spawn(async move {
+        let work = move |caller| async move {
             // Earlier attempts' removals go first.
             let turn = line.turn.clone().lock_owned().await;
-            let release = Release {
-                line,
-                runtime,
-                _turn: turn,
-            };
-            match wait(Caller { present: caller }).await {
-                Ok(value) => {
-                    let placed = Placed {
-                        value: Some(value),
-                        release: Some(release),
-                    };
-                    if let Err(Ok(mut unread)) = answer.send(Ok(placed)) {
-                        if let Some(release) = unread.release.take() {
-                            release.run().await;
-                        }
-                    }
-                }
+            let release = Release { line, _turn: turn };
+            match wait(caller).await {
+                Ok(value) => Ok((value, release)),
                 Err(error) => {
                     release.run().await;
-                    // Nobody may be listening any more; the key is gone either way.
-                    let _ = answer.send(Err(error));
+                    Err(error)
                 }
             }
-        });
-        let outcome = answered.await;
-        drop(present);
-        match outcome {
-            Ok(Ok(mut placed)) => {
-                placed.release = None;
-                placed.value.take().ok_or_else(ended_without_answer)
-            }
-            Ok(Err(error)) => Err(error),
-            Err(_) => Err(ended_without_answer()),
-        }
-    }
-}
-
-fn ended_without_answer() -> EtcdError {
-    EtcdError::client(
-        ErrorKind::Closed,
-        "the recipe's wait ended without an answer: the Tokio runtime is shutting down",
-    )
-}
-
-/// What a waiting task knows of its caller.
-#[derive(Debug)]
-pub(crate) struct Caller {
-    present: oneshot::Receiver<()>,
-}
-
-impl Caller {
-    /// Resolves once the caller has given up (dropped its future).
-    pub(crate) async fn gone(&mut self) {
-        // The caller never sends: the channel only closes.
-        let _ = (&mut self.present).await;
-    }
-
-    /// Whether the caller has given up already.
-    pub(crate) fn is_gone(&mut self) -> bool {
-        matches!(
-            self.present.try_recv(),
-            Err(oneshot::error::TryRecvError::Closed)
-        )
-    }
-}
-
-/// A successful wait's outcome on its way to the caller: if it is dropped
-/// unread, the key is released.
-struct Placed<T> {
-    value: Option<T>,
-    release: Option<Release>,
-}
-
-impl<T> Drop for Placed<T> {
-    fn drop(&mut self) {
-        if let Some(release) = self.release.take() {
-            let runtime = release.runtime.clone();
-            runtime.spawn(release.run());
-        }
+        };
+        let (value, _release) = detached(work, |(_, release)| release.run()).await?;
+        Ok(value)
     }
 }
 
 /// The removal of a contender's key, holding the line's turn until done.
 struct Release {
     line: Line,
-    runtime: tokio::runtime::Handle,
     _turn: OwnedMutexGuard<()>,
 }
 
