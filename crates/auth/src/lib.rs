@@ -132,6 +132,15 @@
 //! the catalogue's fixed message only among entries sharing a code, the
 //! way every official client identifies them.)
 //!
+//! # Where it goes in a stack
+//!
+//! Inside the retry layer (and a per-attempt timeout), next to the
+//! transport, as in the facade's
+//! [layer order](../etcd_tower/index.html#layer-order), the one description
+//! of the stack: every attempt the retry layer sends then carries the
+//! current token, this layer's refresh-and-send-again happens inside one
+//! attempt, and its `Authenticate` calls go straight to the transport.
+//!
 //! # Certificate (CN) authentication
 //!
 //! With `--client-cert-auth`, etcd takes the user name from the client

@@ -4,8 +4,9 @@
 //!
 //! Every concern of the client is a `tower::Layer` over one service type,
 //! `Service<EtcdRequest, Response = EtcdResponse, Error = EtcdError>`:
-//! the gRPC [`Transport`] at the bottom, then auth, namespace, retry,
-//! timeout and metrics layers, each in its own crate. [`Client`] is the
+//! the gRPC [`Transport`] at the bottom, then the auth, retry, timeout,
+//! metrics and namespace layers (in the [layer order](#layer-order)),
+//! each in its own crate. [`Client`] is the
 //! typed face on top of that stack: the easy path is one line, and the
 //! custom path is the same stack, composed by you with
 //! `tower::ServiceBuilder` and handed to [`Client::from_service`].
@@ -24,6 +25,41 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! ## Layer order
+//!
+//! The one order of the stack, written once here; every layer's crate
+//! links to it. A call goes down from the first layer to the
+//! [`Transport`], and its answer comes back up the same way in reverse.
+//! [`ClientBuilder::build`] stacks the layers as below, from the outside
+//! in, leaving out those not configured; a stack composed by hand with
+//! `tower::ServiceBuilder` (`.layer(..)` calls from the outside in, as in
+//! [`ClientBuilder`]'s second example) should keep the same order.
+//!
+//! | | layer | set with | why it sits here |
+//! |---|---|---|---|
+//! | 1 | require-leader metadata | [`require_leader`](ClientBuilder::require_leader) | A flag in the request's metadata, set once: every layer below and every attempt of the call carries it. |
+//! | 2 | `NamespaceLayer` | [`namespace`](ClientBuilder::namespace) | Rewrites the request once, before any other layer sees it, and strips the prefix from the answer last. Callers above (your code, the watch engine, the recipes) see only their own keys; the layers below see the keys as etcd stores them, and a retry re-sends the rewritten request instead of rewriting it again. |
+//! | 3 | `MetricsLayer` | [`metrics`](ClientBuilder::metrics) | Above the timeout and the retries: one count, one latency and one outcome per call as its caller sees it (retries and backoff included; a call the timeout cut counts as `kind="Timeout"`). The retries are counted by the retry layer (`etcd_retries_total`), the logins by the auth layer (`etcd_auth_token_refreshes_total`). |
+//! | 4 | `TimeoutLayer`, whole call | [`timeout`](ClientBuilder::timeout) | Above the retries: bounds how long the caller waits, every attempt and backoff included. |
+//! | 5 | `RetryLayer` | [`retry`](ClientBuilder::retry), [`no_retry`](ClientBuilder::no_retry) (on by default) | Above the auth layer and the transport: each attempt goes to a clone of the stack below, polled ready again, so that the transport can pick another member and the auth layer gives the attempt the current token. |
+//! | 6 | `AuthLayer` | [`user`](ClientBuilder::user) | Inside the retries, next to the transport: every attempt, stream open and watch probe leaves with the current token. A call rejected for its token is refreshed and sent again inside the one attempt (the server applied nothing), and the layer's own `Authenticate` calls go straight to the transport, unseen by the layers above. |
+//! | 7 | [`Transport`] | endpoints, [`tls`](ClientBuilder::tls), limits | The bottom: refuses an invalid request before sending it ([`Sent::NotSent`]), picks a member, fails over, sends. |
+//!
+//! A **per-attempt timeout** belongs between the retries and the auth
+//! layer: a `TimeoutLayer` under the `RetryLayer` bounds each attempt (its
+//! login included), so that one stuck on a frozen member fails in time for
+//! the retry layer to send the next to another member (reads only: a write
+//! that may have been applied is never repeated).
+//!
+//! The watch engine and the recipes (sessions, mutexes, elections) are not
+//! layers: they call the stack like your code does, so their watch creates,
+//! resumes and token probes pass through every layer (a resumed watch stays
+//! in its namespace and carries a current token).
+//!
+//! One consequence of the order: a request the namespace layer refuses (an
+//! empty key, which under a prefix would name the prefix itself) never
+//! reaches the metrics layer, and is not counted.
 //!
 //! ## What is where
 //!

@@ -65,6 +65,17 @@
 //! (without them `metrics-exporter-prometheus` renders a summary);
 //! [`DURATION_BUCKETS`] suits etcd latencies.
 //!
+//! # Where it goes in a stack
+//!
+//! Above the timeout and the retry layer (and below the namespace layer),
+//! as in the facade's [layer order](../etcd_tower/index.html#layer-order),
+//! the one description of the stack: one count, one latency and one
+//! outcome per call as its caller sees it, retries and backoff included,
+//! a call a timeout below cut short counted as `kind="Timeout"`. Placed
+//! below the retry layer instead, it would count attempts. Retries and
+//! logins are counted where they happen, by the retry and the auth layers
+//! (`etcd_retries_total`, `etcd_auth_token_refreshes_total`).
+//!
 //! # Cost
 //!
 //! Building a metric key and looking it up in a recorder costs far more

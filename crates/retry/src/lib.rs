@@ -53,27 +53,15 @@
 //!
 //! # Where it goes in a stack
 //!
-//! ```text
-//! ServiceBuilder::new()
-//!     .layer(metrics)                  // outermost: one count and duration per caller's call
-//!     .layer(TimeoutLayer::new(total)) // optional: the whole call, retries included
-//!     .layer(RetryLayer::new())        // this layer
-//!     .layer(TimeoutLayer::new(each))  // per attempt: a frozen member costs one attempt
-//!     .layer(auth)                     // token on each attempt; its own refresh-and-resend
-//!     .layer(namespace)                //   of an expired token happens inside one attempt
-//!     .service(transport)
-//! ```
-//!
-//! * A **timeout below** the retry layer bounds each attempt, so that a
-//!   read stuck on a frozen member is retried on another; a timeout above
-//!   bounds the call as the caller sees it.
-//! * **Auth sits below** the retry layer: the auth layer owns "token
-//!   expired, log in again, resend" (a rejected call was not applied), and
-//!   each retry carries a current token. Its errors that are not transient
-//!   (wrong password, permission denied) are not retried here.
-//! * **Metrics above** count what callers see; put them below to count
-//!   every attempt. Retries themselves are counted by this layer
-//!   (`etcd_retries_total{service, rpc, kind}`).
+//! Below the metrics layer and the whole-call timeout, above a per-attempt
+//! timeout, the auth layer and the transport: the facade's
+//! [layer order](../etcd_tower/index.html#layer-order) is the one
+//! description of the stack, and says why. What it means for this layer:
+//! each attempt it sends carries the auth layer's current token and may go
+//! to another member; the auth layer's own "token expired, log in, send
+//! again" happens inside one attempt and is not a retry here; and the
+//! callers' calls are counted above it, its retries by
+//! `etcd_retries_total{service, rpc, kind}`.
 //!
 //! # Example
 //!
