@@ -55,4 +55,4 @@ pub use request::{AuthToken, EtcdRequest, RequestMeta};
 pub use response::EtcdResponse;
 pub use rpc::{Repeatable, RequestBody, ResponseBody, Rpc, RpcService, RpcShape};
 pub use stream::{RequestStream, ResponseStream};
-pub use transport::{TlsOptions, Transport, TransportBuilder};
+pub use transport::{TargetEndpoint, TlsOptions, Transport, TransportBuilder, TriedEndpoints};

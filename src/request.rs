@@ -6,6 +6,7 @@ use http::HeaderValue;
 
 use crate::error::{ErrorKind, EtcdError};
 use crate::rpc::{RequestBody, Rpc};
+use crate::transport::{TargetEndpoint, TriedEndpoints};
 
 /// One call to etcd: which RPC with what payload ([`RequestBody`]), and the
 /// per-call metadata layers set on the way down ([`RequestMeta`]).
@@ -64,8 +65,9 @@ impl fmt::Debug for EtcdRequest {
 }
 
 /// Per-call metadata. The transport sends `token` as gRPC metadata `token`
-/// and `require_leader` as `hasleader: true`; `extensions` carry typed
-/// values between layers and are never sent.
+/// and `require_leader` as `hasleader: true`, and routes the call by
+/// `endpoint` and `tried` (see [`transport::route`](crate::transport::route));
+/// `extensions` carry typed values between layers and are never sent.
 #[derive(Clone, Default)]
 pub struct RequestMeta {
     /// The auth token to send (set by the auth layer).
@@ -73,6 +75,12 @@ pub struct RequestMeta {
     /// Ask the member to refuse the call (or cancel the stream) while it
     /// has no leader.
     pub require_leader: bool,
+    /// The one endpoint this call must go to (no failover); `None`: the
+    /// transport chooses.
+    pub endpoint: Option<TargetEndpoint>,
+    /// The endpoints earlier attempts of this call went to, so that a
+    /// retry prefers another (set by the retry layer).
+    pub tried: Option<TriedEndpoints>,
     /// Typed values for layers (for example a per-call deadline).
     pub extensions: http::Extensions,
 }
@@ -82,6 +90,8 @@ impl fmt::Debug for RequestMeta {
         f.debug_struct("RequestMeta")
             .field("token", &self.token)
             .field("require_leader", &self.require_leader)
+            .field("endpoint", &self.endpoint)
+            .field("tried", &self.tried)
             .finish_non_exhaustive()
     }
 }

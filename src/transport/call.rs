@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 
 use super::codec;
 use super::connection::{ActiveGuard, ConnectionInfo, Live};
+use super::route::{bit, TriedEndpoints};
 use super::{BoxCall, Shared};
 use crate::error::{Code, ErrorKind, EtcdError, Sent};
 use crate::request::RequestMeta;
@@ -30,12 +31,13 @@ const TOKEN_KEY: &str = "token";
 /// gRPC metadata key that asks a member to refuse calls while leaderless.
 const HAS_LEADER_KEY: &str = "hasleader";
 
-/// One call's way to the server: the endpoint `poll_ready` chose, its
-/// ready connection (`None`: the call connects first), and the metadata
-/// to send.
+/// One call's way to the server: the endpoint chosen for it, whether it
+/// may fail over to another, its ready connection (`None`: the call
+/// connects first), and the metadata to send.
 pub(super) struct Carrier<'a> {
     pub(super) shared: &'a Arc<Shared>,
     pub(super) index: usize,
+    pub(super) failover: bool,
     pub(super) live: Option<&'a mut Live>,
     pub(super) meta: RequestMeta,
 }
@@ -205,11 +207,13 @@ async fn resend(
     meta: &RequestMeta,
     mut frame: Option<Bytes>,
 ) -> Result<(h2::client::ResponseFuture, ActiveGuard, usize), EtcdError> {
-    let bit = |i: usize| {
-        1u64.checked_shl(u32::try_from(i).unwrap_or(u32::MAX))
-            .unwrap_or(0)
-    };
-    let mut tried = bit(index);
+    // Endpoints earlier attempts of the call went to are skipped, unless
+    // that leaves none: then any other will do.
+    let earlier = meta.tried.as_ref().map_or(0, TriedEndpoints::bits);
+    let mut tried = bit(index) | earlier;
+    if shared.endpoints.pick_untried(tried).is_none() {
+        tried = bit(index);
+    }
     loop {
         note_failure(shared, index, &error);
         if error.sent() != Sent::NotSent || frame.is_none() {
@@ -226,6 +230,9 @@ async fn resend(
         );
         index = next;
         tried |= bit(next);
+        if let Some(attempts) = &meta.tried {
+            attempts.record(next);
+        }
         error = match shared.endpoints.slot(next).connection.live().await {
             Ok(mut live) => match send_framed(&mut live, rpc, meta, &mut frame) {
                 Ok((response, open)) => return Ok((response, open, index)),
@@ -311,6 +318,7 @@ impl Carrier<'_> {
         Unsent {
             shared: self.shared.clone(),
             index: self.index,
+            failover: self.failover,
             meta: self.meta,
             frame,
             first,
@@ -322,6 +330,8 @@ impl Carrier<'_> {
 struct Unsent {
     shared: Arc<Shared>,
     index: usize,
+    /// Whether nothing sent may go to another endpoint.
+    failover: bool,
     meta: RequestMeta,
     /// The frame, while nothing has been sent.
     frame: Option<Bytes>,
@@ -349,6 +359,7 @@ impl Unsent {
         let Unsent {
             shared,
             index,
+            failover,
             meta,
             mut frame,
             first,
@@ -364,6 +375,10 @@ impl Unsent {
                 Err(error) => error,
             },
         };
+        if !failover {
+            note_failure(&shared, index, &error);
+            return Err(error);
+        }
         let (response, open, index) = resend(&shared, index, error, rpc, &meta, frame).await?;
         Ok((response, open, shared, index))
     }

@@ -33,6 +33,10 @@
 //!   txns fail before anything is sent (see [`validate`](crate::validate)).
 //! * **Metadata.** [`RequestMeta::token`](crate::RequestMeta) is sent as
 //!   gRPC metadata `token`, `require_leader` as `hasleader: true`.
+//! * **Routing.** A call aimed at one endpoint ([`TargetEndpoint`], for
+//!   per-member maintenance) goes there and never fails over; a retried
+//!   call prefers an endpoint its earlier attempts did not go to
+//!   ([`TriedEndpoints`]); see [`route`].
 //!
 //! ```no_run
 //! # #[tokio::main(flavor = "current_thread")]
@@ -56,6 +60,7 @@ mod codec;
 mod connection;
 mod connector;
 mod endpoint;
+pub mod route;
 mod tls;
 
 use std::future::Future;
@@ -66,6 +71,7 @@ use std::task::{Context, Poll};
 use tower::Service;
 
 pub use builder::{TransportBuilder, DEFAULT_MAX_SEND_SIZE};
+pub use route::{TargetEndpoint, TriedEndpoints};
 pub use tls::TlsOptions;
 
 use crate::error::{ErrorKind, EtcdError};
@@ -216,13 +222,20 @@ impl Service<EtcdRequest> for Transport {
         {
             return ResponseFuture::failed(error);
         }
+        let choice = match route::choose(&self.shared.endpoints, index, &request.meta) {
+            Ok(choice) => choice,
+            Err(error) => return ResponseFuture::failed(error),
+        };
+        // The reserved connection serves only a call that goes where
+        // `poll_ready` looked; any other endpoint is connected in the call.
         let live = match (reserved, &mut self.conn) {
-            (Reserved::Connection, Some((used, live))) if *used == index => Some(live),
+            (Reserved::Connection, Some((used, live))) if *used == choice.index => Some(live),
             _ => None,
         };
         let carrier = call::Carrier {
             shared: &self.shared,
-            index,
+            index: choice.index,
+            failover: choice.failover,
             live,
             meta: request.meta,
         };

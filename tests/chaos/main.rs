@@ -154,7 +154,7 @@ fn client(endpoints: &[String], namespace: Option<&str>) -> Client {
         .option_layer(namespace.map(|ns| NamespaceLayer::new(Bytes::from(ns.to_owned()))))
         .layer(TimeoutLayer::new(Duration::from_secs(8)))
         .layer(RetryLayer::new())
-        .layer(TimeoutLayer::new(Duration::from_secs(3)))
+        .layer(TimeoutLayer::new(Duration::from_secs(3)).per_attempt())
         .layer(AuthLayer::new("root", ROOT_PASSWORD))
         .service(transport);
     Client::from_service(stack)

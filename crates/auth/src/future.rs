@@ -34,6 +34,9 @@ where
     state: State<S>,
 }
 
+// The common path (`Sent`) keeps the request copy inline on purpose:
+// boxing it would allocate on every call to save bytes on the rare one.
+#[allow(clippy::large_enum_variant)]
 #[pin_project(project = StateProj)]
 enum State<S>
 where

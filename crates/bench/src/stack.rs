@@ -112,7 +112,11 @@ pub fn layered<S: EtcdService>(
     ServiceBuilder::new()
         .option_layer(layers.metrics.then(MetricsLayer::new))
         .option_layer(layers.retry.then(RetryLayer::new))
-        .option_layer(layers.timeout.then(|| TimeoutLayer::new(timeout)))
+        .option_layer(
+            layers
+                .timeout
+                .then(|| TimeoutLayer::new(timeout).per_attempt()),
+        )
         .option_layer(auth.filter(|_| layers.auth).cloned())
         .option_layer(
             layers

@@ -28,11 +28,14 @@ use crate::client::Client;
 /// | `MetricsLayer` | `etcd-tower-metrics` | [`metrics`](Self::metrics) |
 /// | `TimeoutLayer` | `etcd-tower-timeout` | [`timeout`](Self::timeout) |
 /// | `RetryLayer` | `etcd-tower-retry` | [`retry`](Self::retry), [`no_retry`](Self::no_retry) (on by default) |
+/// | `TimeoutLayer`, each attempt | `etcd-tower-timeout` | [`attempt_timeout`](Self::attempt_timeout) |
 /// | `AuthLayer` | `etcd-tower-auth` | [`user`](Self::user) |
 /// | `Transport` | `etcd-tower-core` | endpoints, [`tls`](Self::tls), limits |
 ///
 /// The timeout sits outside the retries, so it bounds the whole call; the
-/// auth layer sits inside them, so every attempt carries a valid token.
+/// attempt timeout and the auth layer sit inside them, so every attempt is
+/// bounded and carries a valid token. See the crate's
+/// [layer order](crate#layer-order) for why.
 ///
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")]
@@ -87,6 +90,7 @@ pub struct ClientBuilder {
     credentials: Option<Credentials>,
     namespace: Option<Bytes>,
     timeout: Option<Duration>,
+    attempt_timeout: Option<Duration>,
     metrics: bool,
     require_leader: bool,
     retry: Option<RetryLayer>,
@@ -118,6 +122,7 @@ impl ClientBuilder {
             credentials: None,
             namespace: None,
             timeout: None,
+            attempt_timeout: None,
             metrics: false,
             require_leader: false,
             retry: Some(RetryLayer::new()),
@@ -147,9 +152,24 @@ impl ClientBuilder {
         self
     }
 
-    /// A deadline for every unary call and for opening every stream.
+    /// A deadline for every call, retries included: a unary call's answer,
+    /// a stream's opening and first message. Calls that wait by design
+    /// (`lock`, `campaign`, `observe`, `defragment`) are not bound by it;
+    /// [`Client::with_options`] overrides it for one handle.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// A deadline for each attempt, under the retries: an attempt stuck on
+    /// a frozen member (its connection open, nothing answering) fails after
+    /// `timeout`, and a read is retried on a member the call has not tried
+    /// yet, within the whole-call [`timeout`](Self::timeout). Keep it
+    /// above the connect timeout (2 s by default) if writes should fail
+    /// over when a member is down, and well below the whole-call deadline.
+    /// Off by default; calls that wait by design are not bound by it.
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = Some(timeout);
         self
     }
 
@@ -238,6 +258,10 @@ impl ClientBuilder {
             .option_layer(self.metrics.then(MetricsLayer::new))
             .option_layer(self.timeout.map(TimeoutLayer::new))
             .option_layer(self.retry)
+            .option_layer(
+                self.attempt_timeout
+                    .map(|t| TimeoutLayer::new(t).per_attempt()),
+            )
             .option_layer(auth)
             .service(transport);
         Ok(Client::from_service(stack))

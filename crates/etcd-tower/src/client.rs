@@ -3,12 +3,15 @@
 use std::fmt;
 use std::task::{Context, Poll};
 
-use etcd_tower_core::{EtcdError, EtcdRequest, EtcdResponse, RequestBody, Transport};
+use etcd_tower_core::{
+    EtcdError, EtcdRequest, EtcdResponse, RequestBody, TargetEndpoint, Transport,
+};
 use etcd_tower_watch::WatchEngine;
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceExt};
 
 use crate::builder::ClientBuilder;
+use crate::options::CallOptions;
 
 /// The stack behind a [`Client`], boxed once at the boundary.
 pub type BoxEtcdService = BoxCloneSyncService<EtcdRequest, EtcdResponse, EtcdError>;
@@ -50,6 +53,8 @@ pub type BoxEtcdService = BoxCloneSyncService<EtcdRequest, EtcdResponse, EtcdErr
 pub struct Client {
     service: BoxEtcdService,
     watch: WatchEngine<BoxEtcdService>,
+    /// What this handle's calls carry (see [`Client::with_options`]).
+    options: CallOptions,
 }
 
 impl Client {
@@ -114,7 +119,35 @@ impl Client {
         Client {
             watch: WatchEngine::new(service.clone()),
             service,
+            options: CallOptions::default(),
         }
+    }
+
+    /// A handle on the same stack, connections and watch engine whose calls
+    /// carry `options` (deadlines, require-leader, one endpoint) in place of
+    /// this handle's; see [`CallOptions`].
+    pub fn with_options(&self, options: CallOptions) -> Client {
+        Client {
+            options,
+            ..self.clone()
+        }
+    }
+
+    /// A handle whose calls go to `endpoint` only, with no failover: for
+    /// maintenance aimed at one member (its status, defragmenting it, its
+    /// hashes and alarms). `endpoint` is written as the client's endpoints
+    /// were (`host:port` or a URL) and must be one of them; a call aimed
+    /// elsewhere fails before anything is sent, with
+    /// [`ErrorKind::InvalidEndpoint`](crate::ErrorKind::InvalidEndpoint).
+    /// Fails at once if `endpoint` does not parse.
+    pub fn at_endpoint(&self, endpoint: &str) -> Result<Client, EtcdError> {
+        let target = TargetEndpoint::new(endpoint)?;
+        Ok(self.with_options(self.options.clone().endpoint(target)))
+    }
+
+    /// The options this handle's calls carry.
+    pub fn options(&self) -> &CallOptions {
+        &self.options
     }
 
     /// The watch engine all clones of this client share.
@@ -128,8 +161,26 @@ impl Client {
         self.service.clone()
     }
 
-    /// Sends one request through the stack.
-    pub async fn call(&self, request: EtcdRequest) -> Result<EtcdResponse, EtcdError> {
+    /// Sends one request through the stack, with this handle's
+    /// [options](Client::with_options) (what the request already carries
+    /// wins).
+    pub async fn call(&self, mut request: EtcdRequest) -> Result<EtcdResponse, EtcdError> {
+        self.options.apply(&mut request);
+        self.send(request).await
+    }
+
+    /// Sends a request that waits by design (a lock, a campaign, a
+    /// defragmentation): the client-wide deadlines do not apply to it,
+    /// only one this handle's options or the request set.
+    pub(crate) async fn call_waiting(
+        &self,
+        mut request: EtcdRequest,
+    ) -> Result<EtcdResponse, EtcdError> {
+        self.options.apply_waiting(&mut request);
+        self.send(request).await
+    }
+
+    async fn send(&self, request: EtcdRequest) -> Result<EtcdResponse, EtcdError> {
         let mut service = self.service.clone();
         service.ready().await?.call(request).await
     }
@@ -140,6 +191,17 @@ impl Client {
         Resp: TryFrom<EtcdResponse, Error = EtcdError>,
     {
         Resp::try_from(self.call(EtcdRequest::new(body)).await?)
+    }
+
+    /// As [`unary`](Self::unary), for a call that waits by design.
+    pub(crate) async fn unary_waiting<Resp>(
+        &self,
+        body: impl Into<RequestBody>,
+    ) -> Result<Resp, EtcdError>
+    where
+        Resp: TryFrom<EtcdResponse, Error = EtcdError>,
+    {
+        Resp::try_from(self.call_waiting(EtcdRequest::new(body)).await?)
     }
 }
 

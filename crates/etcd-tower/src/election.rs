@@ -73,7 +73,11 @@ impl std::fmt::Debug for ObserveStream {
 /// # Election service
 impl Client {
     /// Campaigns in the election `name` with `value`, waiting until the
-    /// lease `lease_id` holds leadership. Returns the leader key.
+    /// lease `lease_id` holds leadership, however long that takes: the
+    /// client-wide deadlines do not cut it short (set one with
+    /// [`Client::with_options`], or wrap the call in `tokio::time::timeout`;
+    /// the server withdraws the campaign when the call is dropped). Returns
+    /// the leader key.
     pub async fn campaign(
         &self,
         name: impl IntoBytes,
@@ -81,7 +85,7 @@ impl Client {
         lease_id: i64,
     ) -> Result<LeaderKey, EtcdError> {
         let response: pb::CampaignResponse = self
-            .unary(pb::CampaignRequest {
+            .unary_waiting(pb::CampaignRequest {
                 name: name.into_bytes(),
                 lease: lease_id,
                 value: value.into_bytes(),
@@ -123,12 +127,14 @@ impl Client {
     }
 
     /// Streams the leader's key-value: the current one, then each change.
+    /// The first message waits for the election to have a leader; the
+    /// client-wide deadlines do not apply to that wait.
     pub async fn observe(&self, name: impl IntoBytes) -> Result<ObserveStream, EtcdError> {
         let request = pb::LeaderRequest {
             name: name.into_bytes(),
         };
         let response = self
-            .call(EtcdRequest::new(etcd_tower_core::RequestBody::Observe(
+            .call_waiting(EtcdRequest::new(etcd_tower_core::RequestBody::Observe(
                 request,
             )))
             .await?;

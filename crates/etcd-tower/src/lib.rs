@@ -43,14 +43,19 @@
 //! | 3 | `MetricsLayer` | [`metrics`](ClientBuilder::metrics) | Above the timeout and the retries: one count, one latency and one outcome per call as its caller sees it (retries and backoff included; a call the timeout cut counts as `kind="Timeout"`). The retries are counted by the retry layer (`etcd_retries_total`), the logins by the auth layer (`etcd_auth_token_refreshes_total`). |
 //! | 4 | `TimeoutLayer`, whole call | [`timeout`](ClientBuilder::timeout) | Above the retries: bounds how long the caller waits, every attempt and backoff included. |
 //! | 5 | `RetryLayer` | [`retry`](ClientBuilder::retry), [`no_retry`](ClientBuilder::no_retry) (on by default) | Above the auth layer and the transport: each attempt goes to a clone of the stack below, polled ready again, so that the transport can pick another member and the auth layer gives the attempt the current token. |
-//! | 6 | `AuthLayer` | [`user`](ClientBuilder::user) | Inside the retries, next to the transport: every attempt, stream open and watch probe leaves with the current token. A call rejected for its token is refreshed and sent again inside the one attempt (the server applied nothing), and the layer's own `Authenticate` calls go straight to the transport, unseen by the layers above. |
-//! | 7 | [`Transport`] | endpoints, [`tls`](ClientBuilder::tls), limits | The bottom: refuses an invalid request before sending it ([`Sent::NotSent`]), picks a member, fails over, sends. |
+//! | 6 | `TimeoutLayer`, each attempt | [`attempt_timeout`](ClientBuilder::attempt_timeout) | Under the retries: bounds each attempt (its login included), so that one stuck on a frozen member fails in time for the retry layer to send the next (reads only: a write that may have been applied is never repeated) to a member the call has not tried yet. |
+//! | 7 | `AuthLayer` | [`user`](ClientBuilder::user) | Inside the retries, next to the transport: every attempt, stream open and watch probe leaves with the current token. A call rejected for its token is refreshed and sent again inside the one attempt (the server applied nothing), and the layer's own `Authenticate` calls go straight to the transport, unseen by the layers above. |
+//! | 8 | [`Transport`] | endpoints, [`tls`](ClientBuilder::tls), limits | The bottom: refuses an invalid request before sending it ([`Sent::NotSent`]), picks a member, fails over, sends. |
 //!
-//! A **per-attempt timeout** belongs between the retries and the auth
-//! layer: a `TimeoutLayer` under the `RetryLayer` bounds each attempt (its
-//! login included), so that one stuck on a frozen member fails in time for
-//! the retry layer to send the next to another member (reads only: a write
-//! that may have been applied is never repeated).
+//! ## Per-call options
+//!
+//! The builder's settings are defaults. [`Client::with_options`] gives a
+//! handle whose calls carry their own [`CallOptions`]: a whole-call or
+//! per-attempt deadline, require-leader, or one endpoint to go to
+//! ([`Client::at_endpoint`], for maintenance aimed at a member). Calls that
+//! wait by design (`lock`, `campaign`, `observe`, `defragment`) are never
+//! cut by the client-wide deadlines: they wait until they are answered,
+//! unless their options set a deadline.
 //!
 //! The watch engine and the recipes (sessions, mutexes, elections) are not
 //! layers: they call the stack like your code does, so their watch creates,
@@ -71,6 +76,7 @@
 //! | [Auth](auth) | `auth_enable`, `user_*`, `role_*` | [`Permission`] |
 //! | [Cluster](cluster) | `member_*` | |
 //! | [Maintenance](maintenance) | `status`, `alarm_*`, `defragment`, `hash`, `hash_kv`, `snapshot`, `move_leader` | [`SnapshotInfo`] |
+//! | [Per member](per_member) | `defragment_each_member`, `hash_kv_each_member`, `status_each_member`, `move_leader_to`; `at_endpoint` for any call | [`MemberAnswer`](per_member::MemberAnswer), [`CallOptions`] |
 //! | [Lock service](lock) | `lock`, `unlock` | |
 //! | [Election service](election) | `campaign`, `proclaim`, `leader`, `observe`, `resign` | |
 //! | [Recipes](concurrency) | | [`Session`](concurrency::Session), [`Mutex`](concurrency::Mutex), [`Election`](concurrency::Election) |
@@ -88,6 +94,7 @@ mod builder;
 mod bytes;
 mod client;
 mod detached;
+mod options;
 
 pub mod auth;
 pub mod cluster;
@@ -98,12 +105,14 @@ pub mod kv;
 pub mod lease;
 pub mod lock;
 pub mod maintenance;
+pub mod per_member;
 pub mod txn;
 pub mod watch;
 
 pub use crate::builder::ClientBuilder;
 pub use crate::bytes::{prefix_end, IntoBytes};
 pub use crate::client::{BoxEtcdService, Client};
+pub use crate::options::CallOptions;
 pub use auth::{Permission, PermissionType};
 pub use keeper::{LeaseKeeper, LeaseLost, LeaseState};
 pub use kv::{
@@ -115,5 +124,5 @@ pub use txn::{Compare, CompareOp, Txn, TxnOp, TxnOpResponse, TxnResponse};
 
 pub use etcd_tower_core::{
     proto, Code, ErrorKind, EtcdError, EtcdRequest, EtcdResponse, RequestBody, ResponseBody, Sent,
-    TlsOptions, Transport, TransportBuilder,
+    TargetEndpoint, TlsOptions, Transport, TransportBuilder,
 };

@@ -31,13 +31,16 @@ use crate::client::Client;
 /// # Lock service
 impl Client {
     /// Acquires the lock `name` for the lease `lease_id`, waiting as long as
-    /// it takes. The answer's `key` owns the lock.
+    /// it takes: the client-wide deadlines do not cut the wait short (set
+    /// one with [`Client::with_options`], or wrap the call in
+    /// `tokio::time::timeout`; the server removes the waiter's key when the
+    /// call is dropped). The answer's `key` owns the lock.
     pub async fn lock(
         &self,
         name: impl IntoBytes,
         lease_id: i64,
     ) -> Result<LockResponse, EtcdError> {
-        self.unary(pb::LockRequest {
+        self.unary_waiting(pb::LockRequest {
             name: name.into_bytes(),
             lease: lease_id,
         })

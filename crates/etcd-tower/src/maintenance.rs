@@ -1,5 +1,8 @@
 //! Maintenance: status, alarms, defragmentation, hashes, snapshots, leader moves.
 //!
+//! Each of these acts on the member that serves the call; for the runbooks
+//! that go member by member, see [`per_member`](crate::per_member).
+//!
 //! ```no_run
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), etcd_tower::EtcdError> {
@@ -7,8 +10,9 @@
 //! let status = client.status().await?;
 //! println!("etcd {} db {} bytes, leader {:x}", status.version, status.db_size, status.leader);
 //! for alarm in client.alarm_list().await?.alarms {
-//!     client.alarm_disarm(alarm.member_id, alarm.alarm()).await?;
+//!     println!("member {:x}: {:?}", alarm.member_id, alarm.alarm());
 //! }
+//! client.alarm_disarm(0, etcd_tower::maintenance::AlarmType::None).await?; // every alarm
 //! let mut file = tokio::fs::File::create("backup.db").await.map_err(|e| {
 //!     etcd_tower::EtcdError::client(etcd_tower::ErrorKind::InvalidRequest, e.to_string())
 //! })?;
@@ -132,6 +136,8 @@ impl TrailingHash {
 /// # Maintenance
 impl Client {
     /// The serving member's status: version, db size, leader, raft indexes.
+    /// For one chosen member use [`Client::at_endpoint`]; for all,
+    /// [`Client::status_each_member`].
     pub async fn status(&self) -> Result<StatusResponse, EtcdError> {
         self.unary(pb::StatusRequest {}).await
     }
@@ -146,24 +152,49 @@ impl Client {
         .await
     }
 
-    /// Disarms an alarm on a member (`member_id` 0: every member).
+    /// Disarms alarms: `member_id` 0 means every member, and
+    /// [`AlarmType::None`] every type. The server disarms only an exact
+    /// (member, type) pair and matches nothing for member 0, so the active
+    /// alarms are listed and each one that matches is disarmed, as Go's
+    /// client does. The answer lists the alarms disarmed. A NOSPACE alarm
+    /// comes back at once if the database is still over its quota: compact
+    /// and defragment first (see [`Client::defragment_each_member`]).
     pub async fn alarm_disarm(
         &self,
         member_id: u64,
         alarm: AlarmType,
     ) -> Result<AlarmResponse, EtcdError> {
-        self.unary(pb::AlarmRequest {
-            action: pb::alarm_request::AlarmAction::Deactivate as i32,
-            member_id,
-            alarm: alarm as i32,
-        })
-        .await
+        let active = self.alarm_list().await?;
+        let mut disarmed = AlarmResponse {
+            header: active.header,
+            alarms: Vec::new(),
+        };
+        let matching = active.alarms.into_iter().filter(|a| {
+            (member_id == 0 || a.member_id == member_id)
+                && (alarm == AlarmType::None || a.alarm() == alarm)
+        });
+        for active in matching {
+            let answer: AlarmResponse = self
+                .unary(pb::AlarmRequest {
+                    action: pb::alarm_request::AlarmAction::Deactivate as i32,
+                    member_id: active.member_id,
+                    alarm: active.alarm,
+                })
+                .await?;
+            disarmed.header = answer.header;
+            disarmed.alarms.push(active);
+        }
+        Ok(disarmed)
     }
 
     /// Defragments the serving member's backend, giving freed space back to
-    /// the file system. The member blocks while it runs.
+    /// the file system. The member blocks while it runs, which can take
+    /// minutes for a large database: the call waits as long as it takes (the
+    /// client-wide deadlines do not cut it short). Which member serves it
+    /// is the round-robin's choice: aim it with [`Client::at_endpoint`], or
+    /// use [`Client::defragment_each_member`].
     pub async fn defragment(&self) -> Result<DefragmentResponse, EtcdError> {
-        self.unary(pb::DefragmentRequest {}).await
+        self.unary_waiting(pb::DefragmentRequest {}).await
     }
 
     /// A hash of the serving member's whole backend (for testing).
@@ -177,7 +208,9 @@ impl Client {
         self.unary(pb::HashKvRequest { revision }).await
     }
 
-    /// Hands leadership to another member (send it to the current leader).
+    /// Hands leadership to another member. Only the leader accepts it: send
+    /// it there with [`Client::at_endpoint`], or use
+    /// [`Client::move_leader_to`], which finds the leader.
     pub async fn move_leader(&self, target_id: u64) -> Result<MoveLeaderResponse, EtcdError> {
         self.unary(pb::MoveLeaderRequest { target_id }).await
     }

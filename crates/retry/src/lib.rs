@@ -95,7 +95,7 @@
 //! });
 //! let client = ServiceBuilder::new()
 //!     .layer(RetryLayer::new())
-//!     .layer(TimeoutLayer::new(Duration::from_secs(2))) // per attempt
+//!     .layer(TimeoutLayer::new(Duration::from_secs(2)).per_attempt()) // per attempt
 //!     .service(transport);
 //!
 //! let put = PutRequest { key: "k".into(), value: "v".into(), ..Default::default() };
@@ -115,7 +115,7 @@ mod policy;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
-use etcd_tower_core::{EtcdError, EtcdRequest, EtcdResponse};
+use etcd_tower_core::{EtcdError, EtcdRequest, EtcdResponse, TriedEndpoints};
 use tower_service::Service;
 
 pub use classify::{classify, is_transient, RetryReason};
@@ -224,7 +224,16 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: EtcdRequest) -> ResponseFuture<S> {
+    fn call(&mut self, mut request: EtcdRequest) -> ResponseFuture<S> {
+        // A call that may be repeated after it was sent records where its
+        // attempts went, so that a retry goes to another member than the
+        // one that timed out or failed (see `etcd_tower_core::TriedEndpoints`).
+        if request.rpc().is_idempotent()
+            && request.meta.endpoint.is_none()
+            && request.meta.tried.is_none()
+        {
+            request.meta.tried = Some(TriedEndpoints::new());
+        }
         // As `tower::retry::Retry`: the copy for a retry is taken before the
         // call (`None` for a bidirectional stream: never retried), and the
         // retry clock starts now.

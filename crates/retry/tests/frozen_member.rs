@@ -84,7 +84,7 @@ async fn freeze_under_load(cluster: &Cluster, transport: Transport) -> Stats {
     let (counting, attempts) = Counting::new(transport);
     let client = ServiceBuilder::new()
         .layer(RetryLayer::new())
-        .layer(TimeoutLayer::new(PER_ATTEMPT))
+        .layer(TimeoutLayer::new(PER_ATTEMPT).per_attempt())
         .service(counting);
     put(&client, "frozen/key", "value").await.unwrap();
 

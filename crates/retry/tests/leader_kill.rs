@@ -47,7 +47,7 @@ async fn no_put_is_applied_twice_when_the_leader_dies() {
             let (counting, attempts) = Counting::new(transport);
             let client = ServiceBuilder::new()
                 .layer(RetryLayer::new().max_elapsed(Duration::from_secs(15)))
-                .layer(TimeoutLayer::new(PER_ATTEMPT))
+                .layer(TimeoutLayer::new(PER_ATTEMPT).per_attempt())
                 .service(counting);
             put(&client, "load/read", "stable").await.unwrap();
 

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use etcd_tower_core::{Code, ErrorKind, EtcdError, Rpc, Sent};
 
+use crate::Scope;
+
 /// Where the call was when its deadline passed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Stage {
@@ -21,22 +23,26 @@ pub(crate) enum Stage {
 /// [`Sent::MayHaveBeenApplied`], read-only RPCs included: for a read it
 /// only means "sent, no answer", which is harmless, and one rule is easier
 /// to reason about than two.
-pub(crate) fn elapsed(rpc: Rpc, timeout: Duration, stage: Stage) -> EtcdError {
+pub(crate) fn elapsed(rpc: Rpc, timeout: Duration, scope: Scope, stage: Stage) -> EtcdError {
+    let deadline = match scope {
+        Scope::Call => "deadline",
+        Scope::Attempt => "per-attempt deadline",
+    };
     let (message, sent) = match stage {
         Stage::BeforeCall => (
-            format!("the {timeout:?} deadline had passed before the {rpc} call was made; nothing was sent"),
+            format!("the {timeout:?} {deadline} had passed before the {rpc} call was made; nothing was sent"),
             Sent::NotSent,
         ),
         Stage::Answer if rpc.is_streaming() => (
-            format!("the {timeout:?} deadline passed before the {rpc} stream opened"),
+            format!("the {timeout:?} {deadline} passed before the {rpc} stream opened"),
             Sent::MayHaveBeenApplied,
         ),
         Stage::Answer => (
-            format!("the {timeout:?} deadline passed before the {rpc} call was answered"),
+            format!("the {timeout:?} {deadline} passed before the {rpc} call was answered"),
             Sent::MayHaveBeenApplied,
         ),
         Stage::FirstMessage => (
-            format!("the {timeout:?} deadline passed before the first message of the {rpc} stream"),
+            format!("the {timeout:?} {deadline} passed before the first message of the {rpc} stream"),
             Sent::MayHaveBeenApplied,
         ),
     };

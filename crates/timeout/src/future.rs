@@ -10,6 +10,7 @@ use tokio::time::Sleep;
 
 use crate::error::{elapsed, Stage};
 use crate::stream::until_first_message;
+use crate::Scope;
 
 /// The future of a [`Timeout`](crate::Timeout) call: the inner call raced
 /// against a pinned [`Sleep`], or an error when the deadline had passed
@@ -31,13 +32,14 @@ enum State<F> {
         sleep: Option<Sleep>,
         rpc: Rpc,
         timeout: Duration,
+        scope: Scope,
     },
     /// The deadline had passed before the call; it was not made.
     Expired(Option<EtcdError>),
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn called(response: F, rpc: Rpc, timeout: Option<Duration>) -> Self {
+    pub(crate) fn called(response: F, rpc: Rpc, timeout: Option<Duration>, scope: Scope) -> Self {
         let sleep = timeout.and_then(|t| {
             // A deadline past the end of time is no deadline.
             tokio::time::Instant::now()
@@ -50,13 +52,14 @@ impl<F> ResponseFuture<F> {
                 sleep,
                 rpc,
                 timeout: timeout.unwrap_or(Duration::MAX),
+                scope,
             },
         }
     }
 
-    pub(crate) fn expired(rpc: Rpc, timeout: Duration) -> Self {
+    pub(crate) fn expired(rpc: Rpc, timeout: Duration, scope: Scope) -> Self {
         ResponseFuture {
-            state: State::Expired(Some(elapsed(rpc, timeout, Stage::BeforeCall))),
+            state: State::Expired(Some(elapsed(rpc, timeout, scope, Stage::BeforeCall))),
         }
     }
 }
@@ -74,6 +77,7 @@ where
                 mut sleep,
                 rpc,
                 timeout,
+                scope,
             } => {
                 // The answer first: one that is ready wins over a deadline
                 // that passed at the same time.
@@ -81,8 +85,12 @@ where
                     return Poll::Ready(result.map(|mut response| {
                         if let Some(sleep) = sleep.as_ref().as_pin_ref() {
                             if rpc.is_streaming() {
-                                response.body =
-                                    until_first_message(response.body, sleep.deadline(), *timeout);
+                                response.body = until_first_message(
+                                    response.body,
+                                    sleep.deadline(),
+                                    *timeout,
+                                    *scope,
+                                );
                             }
                         }
                         response
@@ -90,7 +98,9 @@ where
                 }
                 match sleep.as_mut().as_pin_mut() {
                     Some(sleep) => match sleep.poll(cx) {
-                        Poll::Ready(()) => Poll::Ready(Err(elapsed(*rpc, *timeout, Stage::Answer))),
+                        Poll::Ready(()) => {
+                            Poll::Ready(Err(elapsed(*rpc, *timeout, *scope, Stage::Answer)))
+                        }
                         Poll::Pending => Poll::Pending,
                     },
                     None => Poll::Pending,

@@ -9,9 +9,10 @@
 //! layer above) gets control back and can go elsewhere.
 //!
 //! * **Per call.** The layer has a default deadline; a request overrides it
-//!   with a [`CallTimeout`] in `request.meta.extensions`, and
+//!   with a [`CallTimeout`] in `request.meta.extensions` (an
+//!   [`AttemptTimeout`] for a per-attempt layer), and
 //!   [`CallTimeout::NONE`] turns it off for that call (a long-lived stream,
-//!   a Snapshot of a large database).
+//!   a Snapshot of a large database, a lock that waits for its holder).
 //! * **Streams.** For a streaming RPC (Watch, LeaseKeepAlive, Snapshot,
 //!   Observe) the deadline covers opening the stream *and its first
 //!   message*, then the stream runs freely: a watch lives for hours, but
@@ -40,20 +41,25 @@
 //!
 //! # Where it goes in a stack
 //!
-//! Under the retry layer it is a *per-attempt* timeout: an attempt stuck on
-//! a frozen member times out, and the retry layer sends the next attempt
-//! (reads only; a write that may have been applied is never repeated). Above
-//! the retry layer it bounds the whole call, retries included. Both can be
-//! used together:
+//! Above the retry layer it bounds the whole call, retries included; a
+//! request overrides it with a [`CallTimeout`]. Under the retry layer,
+//! built with [`TimeoutLayer::per_attempt`], it bounds each attempt and a
+//! request overrides it with an [`AttemptTimeout`]: an attempt stuck on a
+//! frozen member times out, and the retry layer sends the next attempt
+//! (reads only; a write that may have been applied is never repeated) to
+//! a member the call has not tried yet (the retry layer gives the call an
+//! `etcd_tower_core::TriedEndpoints` that the transport follows). The two
+//! overrides are distinct types so that one request can set both, and so
+//! that a call that must wait (a lock, a campaign) can turn both off.
+//! Both layers can be used together:
 //!
 //! ```text
 //! ServiceBuilder::new()
-//!     .layer(metrics)                  // outermost: what callers see, one count per call
-//!     .layer(TimeoutLayer::new(total)) // optional: the whole call, retries included
-//!     .layer(RetryLayer::new())        // repeats what is safe to repeat
-//!     .layer(TimeoutLayer::new(each))  // per attempt
-//!     .layer(auth)                     // token; its own refresh-and-resend inside one attempt
-//!     .layer(namespace)
+//!     .layer(metrics)                               // what callers see, one count per call
+//!     .layer(TimeoutLayer::new(total))              // the whole call, retries included
+//!     .layer(RetryLayer::new())                     // repeats what is safe to repeat
+//!     .layer(TimeoutLayer::new(each).per_attempt()) // each attempt
+//!     .layer(auth)                                  // token; refresh-and-resend inside one attempt
 //!     .service(transport)
 //! ```
 //!
@@ -105,7 +111,7 @@ use std::time::Duration;
 use etcd_tower_core::{EtcdError, EtcdRequest, EtcdResponse};
 use tower_service::Service;
 
-pub use call_timeout::CallTimeout;
+pub use call_timeout::{AttemptTimeout, CallTimeout};
 pub use future::ResponseFuture;
 pub use layer::TimeoutLayer;
 
@@ -115,6 +121,16 @@ pub use layer::TimeoutLayer;
 pub struct Timeout<S> {
     inner: S,
     default: Option<Duration>,
+    scope: Scope,
+}
+
+/// What a [`Timeout`] bounds, hence which override it reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// The whole call ([`CallTimeout`]).
+    Call,
+    /// One attempt ([`AttemptTimeout`]).
+    Attempt,
 }
 
 impl<S> Timeout<S> {
@@ -124,13 +140,18 @@ impl<S> Timeout<S> {
         Timeout {
             inner,
             default: Some(timeout),
+            scope: Scope::Call,
         }
     }
 
     /// Wraps `inner` with an optional default deadline (`None`: only calls
     /// that carry a [`CallTimeout`] get one).
     pub const fn with_default(inner: S, default: Option<Duration>) -> Self {
-        Timeout { inner, default }
+        Timeout {
+            inner,
+            default,
+            scope: Scope::Call,
+        }
     }
 
     /// The default deadline, `None` when there is none.
@@ -170,14 +191,15 @@ where
 
     fn call(&mut self, request: EtcdRequest) -> Self::Future {
         let rpc = request.rpc();
-        let timeout = match CallTimeout::of(&request) {
-            Some(call) => call.duration(),
-            None => self.default,
+        let given = match self.scope {
+            Scope::Call => CallTimeout::of(&request).map(CallTimeout::duration),
+            Scope::Attempt => AttemptTimeout::of(&request).map(AttemptTimeout::duration),
         };
+        let timeout = given.unwrap_or(self.default);
         if timeout == Some(Duration::ZERO) {
-            return ResponseFuture::expired(rpc, Duration::ZERO);
+            return ResponseFuture::expired(rpc, Duration::ZERO, self.scope);
         }
-        ResponseFuture::called(self.inner.call(request), rpc, timeout)
+        ResponseFuture::called(self.inner.call(request), rpc, timeout, self.scope)
     }
 }
 

@@ -16,6 +16,7 @@ use futures_core::Stream;
 use tokio::time::{Instant, Sleep};
 
 use crate::error::{elapsed, Stage};
+use crate::Scope;
 
 /// Wraps the stream of a streaming response so that `deadline` applies
 /// until its first item. Unary bodies pass through unchanged.
@@ -23,31 +24,39 @@ pub(crate) fn until_first_message(
     body: ResponseBody,
     deadline: Instant,
     timeout: Duration,
+    scope: Scope,
 ) -> ResponseBody {
+    let limit = Limit {
+        deadline,
+        timeout,
+        scope,
+    };
     match body {
-        ResponseBody::Watch(s) => ResponseBody::Watch(wrap(s, Rpc::Watch, deadline, timeout)),
+        ResponseBody::Watch(s) => ResponseBody::Watch(wrap(s, Rpc::Watch, limit)),
         ResponseBody::LeaseKeepAlive(s) => {
-            ResponseBody::LeaseKeepAlive(wrap(s, Rpc::LeaseKeepAlive, deadline, timeout))
+            ResponseBody::LeaseKeepAlive(wrap(s, Rpc::LeaseKeepAlive, limit))
         }
-        ResponseBody::Snapshot(s) => {
-            ResponseBody::Snapshot(wrap(s, Rpc::Snapshot, deadline, timeout))
-        }
-        ResponseBody::Observe(s) => ResponseBody::Observe(wrap(s, Rpc::Observe, deadline, timeout)),
+        ResponseBody::Snapshot(s) => ResponseBody::Snapshot(wrap(s, Rpc::Snapshot, limit)),
+        ResponseBody::Observe(s) => ResponseBody::Observe(wrap(s, Rpc::Observe, limit)),
         unary => unary,
     }
 }
 
-fn wrap<T: Send + 'static>(
-    inner: ResponseStream<T>,
-    rpc: Rpc,
+/// The deadline a stream's first message must meet.
+#[derive(Clone, Copy)]
+struct Limit {
     deadline: Instant,
     timeout: Duration,
-) -> ResponseStream<T> {
+    scope: Scope,
+}
+
+fn wrap<T: Send + 'static>(inner: ResponseStream<T>, rpc: Rpc, limit: Limit) -> ResponseStream<T> {
     Box::pin(FirstMessage {
         inner: Some(inner),
-        sleep: Some(tokio::time::sleep_until(deadline)),
+        sleep: Some(tokio::time::sleep_until(limit.deadline)),
         rpc,
-        timeout,
+        timeout: limit.timeout,
+        scope: limit.scope,
     })
 }
 
@@ -61,6 +70,7 @@ struct FirstMessage<T> {
     sleep: Option<Sleep>,
     rpc: Rpc,
     timeout: Duration,
+    scope: Scope,
 }
 
 impl<T> Stream for FirstMessage<T> {
@@ -82,6 +92,7 @@ impl<T> Stream for FirstMessage<T> {
                 return Poll::Ready(Some(Err(elapsed(
                     *this.rpc,
                     *this.timeout,
+                    *this.scope,
                     Stage::FirstMessage,
                 ))));
             }

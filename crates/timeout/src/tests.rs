@@ -353,7 +353,7 @@ async fn every_streaming_rpc_gets_a_first_message_deadline() {
     tokio::time::advance(Duration::from_millis(10)).await;
     for body in bodies {
         let rpc = body.rpc();
-        let wrapped = stream::until_first_message(body, deadline, timeout);
+        let wrapped = stream::until_first_message(body, deadline, timeout, Scope::Call);
         let first = match wrapped {
             ResponseBody::Watch(mut s) => s.next().await.map(|r| r.map(drop)),
             ResponseBody::LeaseKeepAlive(mut s) => s.next().await.map(|r| r.map(drop)),
@@ -364,4 +364,55 @@ async fn every_streaming_rpc_gets_a_first_message_deadline() {
         let error = first.unwrap().unwrap_err();
         assert_eq!(error.kind(), &ErrorKind::Timeout, "{rpc}");
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_per_attempt_layer_reads_only_the_attempt_timeout() {
+    let (mut svc, mut handle) = timeout(TimeoutLayer::new(Duration::from_secs(5)).per_attempt());
+
+    // A whole-call override is not this layer's: the default applies.
+    ready(&mut svc);
+    let mut call = task::spawn(svc.call(with_timeout(range(), CallTimeout::NONE)));
+    let _pending = handle.next_request().await.unwrap();
+    tokio::time::advance(Duration::from_secs(5)).await;
+    let error = assert_ready!(call.poll()).unwrap_err();
+    assert_eq!(error.kind(), &ErrorKind::Timeout);
+    assert!(
+        error.message().contains("5s per-attempt deadline passed"),
+        "{error}"
+    );
+
+    // Its own override does.
+    ready(&mut svc);
+    let mut request = range();
+    request
+        .meta
+        .extensions
+        .insert(AttemptTimeout(Duration::from_millis(100)));
+    let mut call = task::spawn(svc.call(request));
+    let _pending = handle.next_request().await.unwrap();
+    tokio::time::advance(Duration::from_millis(100)).await;
+    assert!(assert_ready!(call.poll()).is_err());
+
+    // And `NONE` turns it off.
+    ready(&mut svc);
+    let mut request = range();
+    request.meta.extensions.insert(AttemptTimeout::NONE);
+    let mut call = task::spawn(svc.call(request));
+    let _pending = handle.next_request().await.unwrap();
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    assert_pending!(call.poll());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_whole_call_layer_ignores_the_attempt_timeout() {
+    let (mut svc, mut handle) = timeout(TimeoutLayer::new(Duration::from_secs(1)));
+    ready(&mut svc);
+    let mut request = range();
+    request.meta.extensions.insert(AttemptTimeout::NONE);
+    let mut call = task::spawn(svc.call(request));
+    let _pending = handle.next_request().await.unwrap();
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let error = assert_ready!(call.poll()).unwrap_err();
+    assert!(!error.message().contains("per-attempt"), "{error}");
 }
