@@ -267,11 +267,20 @@ impl ClientBuilder {
         Ok(Client::from_service(stack))
     }
 
-    /// Builds the client and checks that the cluster answers (one `Status`
-    /// call, which also logs in when credentials are set).
+    /// Builds the client and checks that the cluster answers: one
+    /// `MemberList` call (served by the member, not through consensus),
+    /// which logs in first when credentials are set. `MemberList` is the
+    /// check because every user may call it on every supported etcd:
+    /// `Status`, the obvious choice, is reserved for admins when auth is on
+    /// in recent 3.5 releases (3.5.30 refuses it to any user but root with
+    /// `PermissionDenied`; 3.5.1 and 3.4 allow it).
     pub async fn connect(self) -> Result<Client, EtcdError> {
         let client = self.build()?;
-        let _status: pb::StatusResponse = client.unary(pb::StatusRequest {}).await?;
+        let _members: pb::MemberListResponse = client
+            .unary(pb::MemberListRequest {
+                linearizable: false,
+            })
+            .await?;
         Ok(client)
     }
 }

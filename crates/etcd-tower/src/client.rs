@@ -59,8 +59,8 @@ pub struct Client {
 
 impl Client {
     /// Connects with default settings and checks that some endpoint answers
-    /// (one `Status` call), so a wrong address fails here rather than on the
-    /// first real request. Use [`Client::builder`]`(..).build()` for a client
+    /// (one `MemberList` call, which any user may make), so a wrong address
+    /// fails here rather than on the first real request. Use [`Client::builder`]`(..).build()` for a client
     /// that does no I/O until it is used.
     pub async fn connect<I, S>(endpoints: I) -> Result<Client, EtcdError>
     where

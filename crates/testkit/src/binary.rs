@@ -3,10 +3,14 @@
 //! The client must work with every etcd version it supports, so every
 //! server-dependent test loops over [`binaries()`] and runs once per version.
 //! A missing binary is an error, never a skip: a test that silently stops
-//! covering a server version is worse than a red build. The binaries are
-//! installed by `scripts/install-etcd.sh` into `<repo>/.etcd/v3.X/`; the
-//! `ETCD_BIN`, `ETCD35_BIN`, `ETCD34_BIN` and `ETCDCTL_BIN` environment
-//! variables point the kit elsewhere.
+//! covering a server version is worse than a red build. The versions are
+//! etcd 3.5.30 (the latest 3.5), etcd 3.5.1 and etcd 3.4.23, installed by
+//! `scripts/install-etcd.sh` into `<repo>/.etcd/v3.5.30/`, `<repo>/.etcd/v3.5/`
+//! and `<repo>/.etcd/v3.4/`; the `ETCD_BIN`, `ETCD3530_BIN`, `ETCD35_BIN`,
+//! `ETCD34_BIN` and `ETCDCTL_BIN` environment variables point the kit
+//! elsewhere. Two of the versions are 3.5s, so tell them apart by
+//! [`EtcdBinary::version`] or [`EtcdBinary::label`], not by
+//! [`EtcdBinary::major_minor`].
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -45,19 +49,22 @@ impl EtcdBinary {
         &self.etcdctl
     }
 
-    /// The server version, e.g. `3.5.1`.
+    /// The full server version, e.g. `3.5.30` or `3.5.1`.
     pub fn version(&self) -> &str {
         &self.version
     }
 
     /// `(major, minor)` of the server version, e.g. `(3, 4)`, to branch on
-    /// behaviour that differs between versions.
+    /// behaviour that differs between versions. etcd 3.5.30 and 3.5.1 both
+    /// give `(3, 5)`; compare [`version`](Self::version) to tell them apart.
     pub fn major_minor(&self) -> (u32, u32) {
         let mut parts = self.version.split('.').map(|p| p.parse().unwrap_or(0));
         (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
     }
 
-    /// A human-readable label for test output, e.g. `etcd 3.5.1`.
+    /// A human-readable label for test output, with the full version, e.g.
+    /// `etcd 3.5.30` or `etcd 3.5.1`: distinct for every binary of
+    /// [`binaries()`].
     pub fn label(&self) -> String {
         format!("etcd {}", self.version)
     }
@@ -91,9 +98,14 @@ pub fn binaries() -> Vec<EtcdBinary> {
 /// Like [`binaries`], but returns the error instead of panicking.
 ///
 /// With `ETCD_BIN` set, only that binary (its `etcdctl` from `ETCDCTL_BIN`, or
-/// next to it). Otherwise etcd 3.5 then 3.4, from `ETCD35_BIN` / `ETCD34_BIN`
-/// or `<repo>/.etcd/v3.5/etcd` and `<repo>/.etcd/v3.4/etcd`, each with the
-/// `etcdctl` next to it.
+/// next to it). Otherwise three, newest first, each with the `etcdctl` next
+/// to it:
+///
+/// | version | variable       | default                     |
+/// |---------|----------------|-----------------------------|
+/// | 3.5.30  | `ETCD3530_BIN` | `<repo>/.etcd/v3.5.30/etcd` |
+/// | 3.5.1   | `ETCD35_BIN`   | `<repo>/.etcd/v3.5/etcd`    |
+/// | 3.4.23  | `ETCD34_BIN`   | `<repo>/.etcd/v3.4/etcd`    |
 pub fn try_binaries() -> Result<Vec<EtcdBinary>> {
     if let Some(etcd) = std::env::var_os("ETCD_BIN") {
         let etcd = PathBuf::from(etcd);
@@ -104,16 +116,20 @@ pub fn try_binaries() -> Result<Vec<EtcdBinary>> {
         return Ok(vec![locate((etcd, "ETCD_BIN"), etcdctl)?]);
     }
     let root = repo_root().join(".etcd");
-    [("ETCD35_BIN", "v3.5"), ("ETCD34_BIN", "v3.4")]
-        .into_iter()
-        .map(|(env, dir)| {
-            let etcd = std::env::var_os(env)
-                .map(PathBuf::from)
-                .unwrap_or_else(|| root.join(dir).join("etcd"));
-            let etcdctl = sibling_etcdctl(&etcd);
-            locate((etcd, env), (etcdctl, env))
-        })
-        .collect()
+    [
+        ("ETCD3530_BIN", "v3.5.30"),
+        ("ETCD35_BIN", "v3.5"),
+        ("ETCD34_BIN", "v3.4"),
+    ]
+    .into_iter()
+    .map(|(env, dir)| {
+        let etcd = std::env::var_os(env)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join(dir).join("etcd"));
+        let etcdctl = sibling_etcdctl(&etcd);
+        locate((etcd, env), (etcdctl, env))
+    })
+    .collect()
 }
 
 fn sibling_etcdctl(etcd: &Path) -> PathBuf {

@@ -9,12 +9,13 @@ use etcd_tower_testkit::{binaries, Cluster};
 use support::{bounded, health_once};
 
 #[tokio::test]
-async fn binaries_are_35_and_34() {
+async fn binaries_are_3530_351_and_34() {
     let labels: Vec<String> = binaries().iter().map(|b| b.label()).collect();
     if std::env::var_os("ETCD_BIN").is_none() {
-        assert_eq!(labels.len(), 2, "{labels:?}");
-        assert!(labels[0].starts_with("etcd 3.5."), "{labels:?}");
-        assert!(labels[1].starts_with("etcd 3.4."), "{labels:?}");
+        assert_eq!(labels.len(), 3, "{labels:?}");
+        assert_eq!(labels[0], "etcd 3.5.30", "{labels:?}");
+        assert_eq!(labels[1], "etcd 3.5.1", "{labels:?}");
+        assert!(labels[2].starts_with("etcd 3.4."), "{labels:?}");
     }
 }
 
