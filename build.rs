@@ -1,8 +1,10 @@
-//! Generates the etcd v3 API types and tonic client stubs from `proto/`.
+//! Generates the etcd v3 API types from `proto/`.
 //!
 //! `protox` parses the `.proto` files in pure Rust, so no system `protoc` is
-//! needed; `tonic-prost-build` then emits prost messages and tonic clients into
-//! `OUT_DIR`, which `src/proto.rs` includes.
+//! needed; `prost-build` then emits the prost messages into `OUT_DIR`, which
+//! `src/proto.rs` includes. No gRPC client stubs are generated: the
+//! transport (`src/transport/`) sends every RPC itself, from the table in
+//! `src/rpc.rs`.
 
 use std::error::Error;
 
@@ -21,11 +23,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     let files = PROTOS.map(|name| format!("proto/{name}"));
     let fds = protox::compile(&files, ["proto"])?;
 
-    tonic_prost_build::configure()
-        .build_server(false)
-        .build_client(true)
+    prost_build::Config::new()
         // Decode every `bytes` field as `bytes::Bytes` (zero-copy).
-        .bytes(".")
+        .bytes(["."])
         .compile_fds(fds)?;
 
     Ok(())

@@ -12,12 +12,12 @@
 
 use std::time::Duration;
 
+use etcd_tower::proto::mvccpb::event::EventType;
 use etcd_tower::watch::WatchOptions;
+use etcd_tower::StreamExt;
 use etcd_tower::{
     Client, Compare, CompareOp, EtcdError, GetOptions, LeaseKeeper, PutOptions, Txn, TxnOp,
 };
-use etcd_tower_core::proto::mvccpb::event::EventType;
-use futures::StreamExt;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

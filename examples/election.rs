@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use etcd_tower::concurrency::{Election, Session};
+use etcd_tower::StreamExt;
 use etcd_tower::{Client, EtcdError};
-use futures::StreamExt;
 
 mod common;
 use common::endpoints;

@@ -7,10 +7,10 @@
 use std::time::Duration;
 
 use etcd_tower::watch::WatchOptions;
+use etcd_tower::StreamExt;
 use etcd_tower::{
     Client, Compare, CompareOp, DeleteOptions, EtcdError, GetOptions, PutOptions, Txn, TxnOp,
 };
-use futures::StreamExt;
 
 mod common;
 use common::endpoints;

@@ -2,15 +2,16 @@
 //!
 //! Everything here is generated at build time by `build.rs` from the protobuf
 //! definitions in `proto/` (compiled in pure Rust with `protox`, then turned
-//! into [`prost`] messages and [`tonic`] client stubs). The definitions keep
+//! into [`prost`] messages). The definitions keep
 //! etcd's package, message, field and service names and field numbers, so the
 //! types are wire-compatible with any etcd v3 server.
 //!
 //! Each protobuf package becomes one sibling module, because generated code
 //! refers across packages through `super::` paths (for example
 //! `super::mvccpb::KeyValue`). Every `bytes` field is a [`bytes::Bytes`], so
-//! decoding does not copy keys and values. Only clients are generated: each
-//! gRPC service `Foo` is available as `foo_client::FooClient`.
+//! decoding does not copy keys and values. Only messages are generated, no
+//! gRPC stubs: the [transport](crate::transport) sends each RPC of the
+//! [table](crate::rpc) itself.
 
 /// Storage types (`mvccpb`): `KeyValue` and watch `Event`s.
 #[allow(
@@ -24,7 +25,7 @@
     clippy::expect_used
 )]
 pub mod mvccpb {
-    tonic::include_proto!("mvccpb");
+    include!(concat!(env!("OUT_DIR"), "/mvccpb.rs"));
 }
 
 /// Authentication records (`authpb`): users, roles and permissions.
@@ -39,7 +40,7 @@ pub mod mvccpb {
     clippy::expect_used
 )]
 pub mod authpb {
-    tonic::include_proto!("authpb");
+    include!(concat!(env!("OUT_DIR"), "/authpb.rs"));
 }
 
 /// The main etcd v3 API (`etcdserverpb`): the KV, Watch, Lease, Cluster,
@@ -55,7 +56,7 @@ pub mod authpb {
     clippy::expect_used
 )]
 pub mod etcdserverpb {
-    tonic::include_proto!("etcdserverpb");
+    include!(concat!(env!("OUT_DIR"), "/etcdserverpb.rs"));
 }
 
 /// The distributed lock service (`v3lockpb`).
@@ -70,7 +71,7 @@ pub mod etcdserverpb {
     clippy::expect_used
 )]
 pub mod v3lockpb {
-    tonic::include_proto!("v3lockpb");
+    include!(concat!(env!("OUT_DIR"), "/v3lockpb.rs"));
 }
 
 /// The leader election service (`v3electionpb`).
@@ -85,5 +86,5 @@ pub mod v3lockpb {
     clippy::expect_used
 )]
 pub mod v3electionpb {
-    tonic::include_proto!("v3electionpb");
+    include!(concat!(env!("OUT_DIR"), "/v3electionpb.rs"));
 }

@@ -79,12 +79,11 @@ fn is_connect_failure(err: &(dyn StdError + 'static)) -> bool {
                 | Io::HostUnreachable
                 | Io::NetworkUnreachable
                 // Only connecting has an I/O deadline; a stalled connection
-                // is found by HTTP/2 keepalive, which is a hyper error.
+                // is found by HTTP/2 keepalive, which is an h2 error.
                 | Io::TimedOut
         );
     }
-    // tonic wraps every failure of the connector (TCP, TLS) in ConnectError.
-    err.downcast_ref::<tonic::ConnectError>().is_some()
+    false
 }
 
 #[cfg(test)]

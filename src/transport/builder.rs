@@ -116,7 +116,10 @@ impl TransportBuilder {
         self
     }
 
-    /// TLS for `https://` endpoints (CA, client certificate).
+    /// TLS for every endpoint (CA, client certificate): an endpoint written
+    /// without a scheme is then `https://`, and an `http://` endpoint is
+    /// refused by [`build`](Self::build). Without the `tls` feature,
+    /// `build` refuses any TLS setting with [`ErrorKind::InvalidTls`].
     pub fn tls(mut self, tls: TlsOptions) -> Self {
         self.tls = Some(tls);
         self
@@ -137,30 +140,34 @@ impl TransportBuilder {
                 "the transport must be built inside a Tokio runtime",
             ));
         }
+        // A client given TLS settings never speaks plaintext: a scheme-less
+        // endpoint is `https://`, and an `http://` one is refused.
+        let default_scheme = if self.tls.is_some() { "https" } else { "http" };
         let uris = self
             .endpoints
             .iter()
-            .map(|text| parse_endpoint(text))
+            .map(|text| parse_endpoint(text, default_scheme))
             .collect::<Result<Vec<_>, _>>()?;
-        // The TLS configuration is made once, and only if an endpoint
-        // needs it (loading the system's roots reads files).
-        let needs_tls = uris.iter().any(|uri| uri.scheme_str() == Some("https"));
-        let tls = self.tls.clone().unwrap_or_default();
-        let tls_config = needs_tls.then(|| tls.client_config()).transpose()?;
+        if self.tls.is_some() {
+            if let Some(plain) = uris.iter().find(|uri| uri.scheme_str() == Some("http")) {
+                return Err(EtcdError::client(
+                    ErrorKind::InvalidEndpoint,
+                    format!(
+                        "endpoint {plain} is plaintext, but TLS settings were given and a client \
+                         with TLS settings never speaks plaintext: write it as https:// \
+                         (or without a scheme), or drop the TLS settings"
+                    ),
+                ));
+            }
+        }
         let keepalive = self.keepalive_interval.map(|interval| Keepalive {
             interval,
             timeout: self.keepalive_timeout,
         });
+        let tls = TlsFor::new(self.tls.as_ref(), &uris)?;
         let mut connections = Vec::with_capacity(uris.len());
         for uri in uris {
-            let tls = match (&tls_config, uri.scheme_str()) {
-                (Some(config), Some("https")) => {
-                    let host = uri.host().unwrap_or_default();
-                    Some((config.clone(), tls.server_name(host)?))
-                }
-                _ => None,
-            };
-            let connector = Connector::new(self.connect_timeout, tls);
+            let connector = Connector::new(self.connect_timeout, tls.connect(&uri)?);
             connections.push(Connection::new(uri, connector, keepalive));
         }
         Ok(Transport::from_shared(Arc::new(Shared {
@@ -171,5 +178,51 @@ impl TransportBuilder {
                 max_txn_ops: self.max_txn_ops,
             },
         })))
+    }
+}
+
+/// The TLS configuration of a transport's endpoints, made once, and only if
+/// an endpoint needs it (loading the system's roots reads files).
+struct TlsFor {
+    #[cfg(feature = "tls")]
+    shared: Option<(TlsOptions, Arc<tokio_rustls::rustls::ClientConfig>)>,
+}
+
+impl TlsFor {
+    fn new(options: Option<&TlsOptions>, uris: &[http::Uri]) -> Result<Self, EtcdError> {
+        let needs_tls = uris.iter().any(|uri| uri.scheme_str() == Some("https"));
+        #[cfg(feature = "tls")]
+        {
+            let shared = match needs_tls {
+                false => None,
+                true => {
+                    let options = options.cloned().unwrap_or_default();
+                    let config = options.client_config()?;
+                    Some((options, config))
+                }
+            };
+            Ok(TlsFor { shared })
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            if needs_tls || options.is_some() {
+                return Err(super::tls::tls_unavailable(
+                    "an https:// endpoint or TLS settings were given",
+                ));
+            }
+            Ok(TlsFor {})
+        }
+    }
+
+    /// How to open TLS to `uri`: only for `https://` endpoints.
+    fn connect(&self, uri: &http::Uri) -> Result<Option<super::tls::TlsConnect>, EtcdError> {
+        #[cfg(feature = "tls")]
+        if let (Some((options, config)), Some("https")) = (&self.shared, uri.scheme_str()) {
+            return options
+                .connect_to(config, uri.host().unwrap_or_default())
+                .map(Some);
+        }
+        let _ = uri;
+        Ok(None)
     }
 }

@@ -8,6 +8,17 @@
 //! `Channel` routes each call through a `tower::buffer` worker task and
 //! then hyper's dispatcher, which spawns a task per response: two extra
 //! task hops and wake-ups per call, the largest client cost we measured.)
+//!
+//! A connection is usable only once the server has answered as an HTTP/2
+//! server: the connection task sends a PING right after the client's
+//! preface, and the connection is live when its PONG arrives (the server
+//! must send its SETTINGS first). As gRPC's own clients wait for the
+//! server's preface, this tells a server that never spoke HTTP/2 (a TLS
+//! listener reached with `http://`, a TLS handshake the server ends for a
+//! missing client certificate, something else on the port) from a
+//! connection that broke with calls on it: the first fails the connect,
+//! as [`ErrorKind::Connect`], which sent nothing, and no call is ever
+//! started on it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,6 +31,7 @@ use bytes::Bytes;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use http::uri::{Authority, Scheme};
 use http::Uri;
+use tokio::sync::oneshot;
 
 use super::connector::{Connector, Io};
 use crate::error::{ErrorKind, EtcdError};
@@ -258,8 +270,22 @@ impl Connection {
                         format!("HTTP/2 handshake with {uri} failed: {e}"),
                     )
                 })?;
-            tokio::spawn(drive(connection, info.clone(), keepalive, uri));
-            Ok(Live { send, info })
+            let (answered, preface) = oneshot::channel();
+            tokio::spawn(drive(
+                connection,
+                info.clone(),
+                keepalive,
+                uri.clone(),
+                Preface {
+                    timeout: connector.timeout(),
+                    answered,
+                },
+            ));
+            match preface.await {
+                Ok(Ok(())) => Ok(Live { send, info }),
+                Ok(Err(why)) => Err(no_preface(&uri, &why)),
+                Err(_) => Err(no_preface(&uri, "the connection task ended")),
+            }
         }
     }
 }
@@ -279,17 +305,76 @@ impl std::fmt::Debug for Connection {
     }
 }
 
-/// The connection's task: runs the HTTP/2 connection, and with keepalive
-/// PINGs it while anything is open, closing it when no PONG comes back in
-/// time (which fails what is open on it, and makes the next call
-/// reconnect).
+/// A connect that never became an HTTP/2 connection: nothing was sent.
+fn no_preface(uri: &Uri, why: &str) -> EtcdError {
+    EtcdError::client(
+        ErrorKind::Connect,
+        format!(
+            "{uri} did not answer as an HTTP/2 server ({why}); nothing was sent. \
+             Check the endpoint's scheme (https:// for a TLS server, or TLS settings \
+             on the client) and, if the server demands one, the client certificate"
+        ),
+    )
+}
+
+/// How the connection task tells the connect that the server answered.
+struct Preface {
+    /// The connect timeout, which bounds the wait for the answer too.
+    timeout: Duration,
+    answered: oneshot::Sender<Result<(), String>>,
+}
+
+/// Sends a PING and waits for its PONG while driving the connection: the
+/// proof that an HTTP/2 server is at the other end.
+async fn await_preface(
+    connection: &mut h2::client::Connection<Io, Bytes>,
+    ping_pong: &mut h2::PingPong,
+    timeout: Duration,
+) -> Result<(), String> {
+    ping_pong
+        .send_ping(h2::Ping::opaque())
+        .map_err(|e| e.to_string())?;
+    let pong = std::future::poll_fn(|cx| ping_pong.poll_pong(cx));
+    tokio::select! {
+        ended = &mut *connection => Err(match ended {
+            Ok(()) => "the connection closed before the server's HTTP/2 preface".to_owned(),
+            Err(error) => format!("the connection failed before the server's HTTP/2 preface: {error}"),
+        }),
+        answer = tokio::time::timeout(timeout, pong) => match answer {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err(format!("no HTTP/2 answer within {timeout:?}")),
+        },
+    }
+}
+
+/// The connection's task: waits for the server's answer to the preface
+/// (see the [module docs](self)), then runs the HTTP/2 connection, and
+/// with keepalive PINGs it while anything is open, closing it when no
+/// PONG comes back in time (which fails what is open on it, and makes the
+/// next call reconnect).
 async fn drive(
     mut connection: h2::client::Connection<Io, Bytes>,
     info: Arc<ConnectionInfo>,
     keepalive: Option<Keepalive>,
     uri: Uri,
+    preface: Preface,
 ) {
-    let pinger = keepalive.and_then(|k| connection.ping_pong().map(|p| (k, p)));
+    let Some(mut ping_pong) = connection.ping_pong() else {
+        let _ = preface
+            .answered
+            .send(Err("the connection's PING handle was taken".to_owned()));
+        return;
+    };
+    let answer = await_preface(&mut connection, &mut ping_pong, preface.timeout).await;
+    let failed = answer.is_err();
+    if preface.answered.send(answer).is_err() || failed {
+        // The connect gave up, or the server never answered: nothing was
+        // sent on the connection, and nothing will be.
+        info.close();
+        return;
+    }
+    let pinger = keepalive.map(|k| (k, ping_pong));
     let ended = match pinger {
         None => (&mut connection).await,
         Some((keepalive, mut ping_pong)) => loop {

@@ -1,6 +1,7 @@
-//! Opening the byte stream under a connection: TCP (through `hyper-util`'s
-//! HTTP connector: name resolution, happy eyeballs, `TCP_NODELAY`), then
-//! TLS for `https://` endpoints, all within the connect timeout, with
+//! Opening the byte stream under a connection: TCP (the host resolved by
+//! the system's resolver through Tokio, each address tried in turn,
+//! `TCP_NODELAY`), then TLS for `https://` endpoints (with the `tls`
+//! feature), all within the connect timeout, with
 //! `tracing` events when a connection opens, fails or closes, so that
 //! failovers can be followed in the logs.
 
@@ -11,38 +12,32 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::Uri;
-use hyper_util::client::legacy::connect::HttpConnector;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+#[cfg(feature = "tls")]
 use tokio_rustls::client::TlsStream;
-use tokio_rustls::rustls::pki_types::ServerName;
-use tokio_rustls::rustls::ClientConfig;
-use tokio_rustls::TlsConnector;
-use tower::Service;
 
 use super::connection::ConnectionInfo;
+use super::tls::TlsConnect;
 use crate::error::{ErrorKind, EtcdError};
 
 /// How to reach one endpoint.
 #[derive(Clone)]
 pub(crate) struct Connector {
-    tcp: HttpConnector,
     timeout: Duration,
     /// For `https://` endpoints: the TLS settings and the name the
     /// server's certificate must carry.
-    tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+    tls: Option<TlsConnect>,
 }
 
 impl Connector {
-    pub(crate) fn new(
-        timeout: Duration,
-        tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
-    ) -> Self {
-        let mut tcp = HttpConnector::new();
-        tcp.enforce_http(false);
-        tcp.set_nodelay(true);
-        tcp.set_connect_timeout(Some(timeout));
-        Connector { tcp, timeout, tls }
+    pub(crate) fn new(timeout: Duration, tls: Option<TlsConnect>) -> Self {
+        Connector { timeout, tls }
+    }
+
+    /// How long connecting may take.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Opens the byte stream to `uri` for the connection `info` describes.
@@ -57,18 +52,15 @@ impl Connector {
             EtcdError::client(ErrorKind::Connect, format!("{what} {uri}: {error}"))
         };
         let opening = async {
-            let tcp = self
-                .tcp
-                .clone()
-                .call(uri.clone())
+            let tcp = tcp_connect(uri)
                 .await
-                .map_err(|e| failed("cannot connect to", &e))?
-                .into_inner();
+                .map_err(|e| failed("cannot connect to", &e))?;
             match &self.tls {
-                None => Ok(Stream::Plain(tcp)),
-                Some((config, name)) => {
-                    let tls = TlsConnector::from(config.clone())
-                        .connect(name.clone(), tcp)
+                None => Ok::<_, EtcdError>(Stream::Plain(tcp)),
+                #[cfg(feature = "tls")]
+                Some(tls) => {
+                    let tls = tls
+                        .handshake(tcp)
                         .await
                         .map_err(|e| failed("TLS handshake failed with", &e))?;
                     match tls.get_ref().1.alpn_protocol() {
@@ -79,6 +71,8 @@ impl Connector {
                         )),
                     }
                 }
+                #[cfg(not(feature = "tls"))]
+                Some(never) => match *never {},
             }
         };
         let stream = tokio::time::timeout(self.timeout, opening)
@@ -94,17 +88,44 @@ impl Connector {
     }
 }
 
+/// Resolves the endpoint's host and connects to its addresses in turn
+/// (the first that answers wins), with `TCP_NODELAY` set: the small
+/// frames of a request leave at once.
+async fn tcp_connect(uri: &Uri) -> io::Result<TcpStream> {
+    let host = uri.host().unwrap_or_default();
+    // `Uri::host` keeps the brackets of an IPv6 address.
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(2379);
+    let mut last = None;
+    for address in tokio::net::lookup_host((host, port)).await? {
+        match TcpStream::connect(address).await {
+            Ok(tcp) => {
+                tcp.set_nodelay(true)?;
+                return Ok(tcp);
+            }
+            Err(error) => last = Some(error),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            format!("{host} resolves to no address"),
+        )
+    }))
+}
+
 impl std::fmt::Debug for Connector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connector")
             .field("timeout", &self.timeout)
-            .field("tls", &self.tls.as_ref().map(|(_, name)| name))
+            .field("tls", &self.tls)
             .finish()
     }
 }
 
 enum Stream {
     Plain(TcpStream),
+    #[cfg(feature = "tls")]
     Tls(Box<TlsStream<TcpStream>>),
 }
 
@@ -149,6 +170,7 @@ impl AsyncRead for Io {
     ) -> Poll<io::Result<()>> {
         match &mut self.get_mut().stream {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            #[cfg(feature = "tls")]
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
@@ -170,6 +192,7 @@ impl AsyncWrite for Io {
         }
         match &mut this.stream {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            #[cfg(feature = "tls")]
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
@@ -179,6 +202,7 @@ impl AsyncWrite for Io {
         this.yielded = false;
         match &mut this.stream {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            #[cfg(feature = "tls")]
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
@@ -186,6 +210,7 @@ impl AsyncWrite for Io {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &mut self.get_mut().stream {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            #[cfg(feature = "tls")]
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }

@@ -14,8 +14,9 @@ use super::connection::Connection;
 use crate::error::{ErrorKind, EtcdError};
 
 /// Parses one endpoint: `host:port`, `http://host:port` or
-/// `https://host:port`.
-pub(crate) fn parse_endpoint(text: &str) -> Result<Uri, EtcdError> {
+/// `https://host:port`. An endpoint without a scheme takes
+/// `default_scheme`: `https` when TLS settings were given, else `http`.
+pub(crate) fn parse_endpoint(text: &str, default_scheme: &str) -> Result<Uri, EtcdError> {
     let trimmed = text.trim();
     let invalid = |why: &str| {
         EtcdError::client(
@@ -29,7 +30,7 @@ pub(crate) fn parse_endpoint(text: &str) -> Result<Uri, EtcdError> {
     let with_scheme = if trimmed.contains("://") {
         trimmed.to_owned()
     } else {
-        format!("http://{trimmed}")
+        format!("{default_scheme}://{trimmed}")
     };
     let uri: Uri = with_scheme
         .parse()
@@ -164,11 +165,13 @@ mod tests {
     #[test]
     fn endpoints_parse_with_or_without_scheme() {
         assert_eq!(
-            parse_endpoint("127.0.0.1:2379").unwrap().to_string(),
+            parse_endpoint("127.0.0.1:2379", "http")
+                .unwrap()
+                .to_string(),
             "http://127.0.0.1:2379/"
         );
         assert_eq!(
-            parse_endpoint(" https://etcd.local:2379 ")
+            parse_endpoint(" https://etcd.local:2379 ", "http")
                 .unwrap()
                 .scheme_str(),
             Some("https")
@@ -187,7 +190,7 @@ mod tests {
             "h:notaport",
             "http://[::1",
         ] {
-            let err = parse_endpoint(bad).unwrap_err();
+            let err = parse_endpoint(bad, "http").unwrap_err();
             assert_eq!(err.kind(), &ErrorKind::InvalidEndpoint, "{bad:?}: {err}");
         }
     }
@@ -198,7 +201,7 @@ mod tests {
         let set = EndpointSet::new(
             (1..=3)
                 .map(|p| {
-                    let uri = parse_endpoint(&format!("127.0.0.1:{p}")).unwrap();
+                    let uri = parse_endpoint(&format!("127.0.0.1:{p}"), "http").unwrap();
                     Connection::new(uri, connector.clone(), None)
                 })
                 .collect(),

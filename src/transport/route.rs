@@ -38,13 +38,15 @@ use crate::request::RequestMeta;
 /// The one endpoint a call must go to; see the [module docs](self).
 ///
 /// It names an endpoint as the transport was given it (`host:port`,
-/// `http://host:port` or `https://host:port`; the scheme and authority
-/// must match). A call aimed at an endpoint the transport does not have
+/// `http://host:port` or `https://host:port`): the authority must match,
+/// and the scheme too when one is written. A call aimed at an endpoint the transport does not have
 /// fails before anything is sent, with
 /// [`ErrorKind::InvalidEndpoint`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct TargetEndpoint {
     uri: Arc<Uri>,
+    /// The endpoint was written with its scheme, which must then match.
+    scheme_given: bool,
 }
 
 impl TargetEndpoint {
@@ -52,7 +54,8 @@ impl TargetEndpoint {
     /// does.
     pub fn new(endpoint: &str) -> Result<Self, EtcdError> {
         Ok(TargetEndpoint {
-            uri: Arc::new(parse_endpoint(endpoint)?),
+            uri: Arc::new(parse_endpoint(endpoint, "http")?),
+            scheme_given: endpoint.contains("://"),
         })
     }
 
@@ -63,7 +66,8 @@ impl TargetEndpoint {
 
     /// Whether `uri` (one of the transport's endpoints) is this one.
     pub(crate) fn is(&self, uri: &Uri) -> bool {
-        self.uri.scheme() == uri.scheme() && self.uri.authority() == uri.authority()
+        (!self.scheme_given || self.uri.scheme() == uri.scheme())
+            && self.uri.authority() == uri.authority()
     }
 }
 
@@ -192,9 +196,11 @@ mod tests {
     #[test]
     fn a_target_matches_its_endpoint_with_or_without_scheme() {
         let target = TargetEndpoint::new("127.0.0.1:2379").unwrap();
-        assert!(target.is(&parse_endpoint("http://127.0.0.1:2379").unwrap()));
-        assert!(!target.is(&parse_endpoint("https://127.0.0.1:2379").unwrap()));
-        assert!(!target.is(&parse_endpoint("127.0.0.1:2380").unwrap()));
+        assert!(target.is(&parse_endpoint("http://127.0.0.1:2379", "http").unwrap()));
+        assert!(target.is(&parse_endpoint("https://127.0.0.1:2379", "http").unwrap()));
+        assert!(!target.is(&parse_endpoint("127.0.0.1:2380", "http").unwrap()));
+        let plain = TargetEndpoint::new("http://127.0.0.1:2379").unwrap();
+        assert!(!plain.is(&parse_endpoint("127.0.0.1:2379", "https").unwrap()));
         assert_eq!(target.to_string(), "http://127.0.0.1:2379");
         assert!(TargetEndpoint::new("nowhere").is_err());
     }

@@ -1,11 +1,29 @@
 //! TLS settings for `https://` endpoints, turned into a rustls client
 //! configuration (ring provider, ALPN `h2`).
+//!
+//! A client given TLS settings never speaks plaintext: an endpoint written
+//! without a scheme is taken as `https://` (as Go's client does), and an
+//! `http://` endpoint beside TLS settings is refused when the transport is
+//! built. Without the `tls` feature the settings still exist (so that code
+//! which sets them compiles either way), but a transport that would need
+//! them is refused with [`ErrorKind::InvalidTls`].
+//!
+//! With no CA given, the roots trusted are the system's (feature
+//! `tls-native-roots`, on by default), the Mozilla roots compiled in
+//! (`tls-webpki-roots`), or both when both features are on.
 
+#[cfg(feature = "tls")]
 use std::sync::Arc;
 
+#[cfg(feature = "tls")]
+use tokio::net::TcpStream;
+#[cfg(feature = "tls")]
 use tokio_rustls::rustls::crypto::{self, CryptoProvider};
+#[cfg(feature = "tls")]
 use tokio_rustls::rustls::pki_types::pem::PemObject;
+#[cfg(feature = "tls")]
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+#[cfg(feature = "tls")]
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 use crate::error::{ErrorKind, EtcdError};
@@ -45,9 +63,24 @@ impl TlsOptions {
         self
     }
 
+    /// How to open TLS to an endpoint whose host is `host`, with the
+    /// shared configuration `config` (made once by [`Self::client_config`]).
+    #[cfg(feature = "tls")]
+    pub(crate) fn connect_to(
+        &self,
+        config: &Arc<ClientConfig>,
+        host: &str,
+    ) -> Result<TlsConnect, EtcdError> {
+        Ok(TlsConnect {
+            config: config.clone(),
+            name: self.server_name(host)?,
+        })
+    }
+
     /// The name the server's certificate must carry for an endpoint whose
     /// host is `host`.
-    pub(crate) fn server_name(&self, host: &str) -> Result<ServerName<'static>, EtcdError> {
+    #[cfg(feature = "tls")]
+    fn server_name(&self, host: &str) -> Result<ServerName<'static>, EtcdError> {
         let name = self.domain_name.as_deref().unwrap_or(host);
         // `Uri::host` keeps the brackets of an IPv6 address.
         let name = name.trim_start_matches('[').trim_end_matches(']');
@@ -56,7 +89,8 @@ impl TlsOptions {
     }
 
     /// The rustls configuration: the CA if one was given, else the
-    /// system's roots; the client identity if one was given.
+    /// roots the features choose; the client identity if one was given.
+    #[cfg(feature = "tls")]
     pub(crate) fn client_config(&self) -> Result<Arc<ClientConfig>, EtcdError> {
         let provider = CryptoProvider::get_default()
             .cloned()
@@ -80,14 +114,10 @@ impl TlsOptions {
                 }
             }
             None => {
-                let native = rustls_native_certs::load_native_certs();
-                if !native.errors.is_empty() {
-                    tracing::debug!(errors = ?native.errors, "errors loading the system's certificates");
+                add_default_roots(&mut roots);
+                if roots.is_empty() {
+                    return Err(invalid(NO_ROOTS.into()));
                 }
-                if native.certs.is_empty() {
-                    return Err(invalid("no system root certificates found".into()));
-                }
-                roots.add_parsable_certificates(native.certs);
             }
         }
         let builder = builder.with_root_certificates(roots);
@@ -106,6 +136,80 @@ impl TlsOptions {
         };
         config.alpn_protocols = vec![b"h2".to_vec()];
         Ok(Arc::new(config))
+    }
+}
+
+/// Why a configuration without a CA has nothing to trust.
+#[cfg(feature = "tls")]
+const NO_ROOTS: &str = if cfg!(any(
+    feature = "tls-native-roots",
+    feature = "tls-webpki-roots"
+)) {
+    "no root certificate was found: give the CA with TlsOptions::ca_certificate"
+} else {
+    "no CA was given, and neither the tls-native-roots nor the tls-webpki-roots feature is on: \
+     give the CA with TlsOptions::ca_certificate"
+};
+
+/// The roots trusted when no CA is given, as the features choose.
+#[cfg(feature = "tls")]
+fn add_default_roots(roots: &mut RootCertStore) {
+    #[cfg(feature = "tls-native-roots")]
+    {
+        let native = rustls_native_certs::load_native_certs();
+        if !native.errors.is_empty() {
+            tracing::debug!(errors = ?native.errors, "errors loading the system's certificates");
+        }
+        roots.add_parsable_certificates(native.certs);
+    }
+    #[cfg(feature = "tls-webpki-roots")]
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let _ = roots;
+}
+
+/// Why a transport that needs TLS cannot be built without the `tls`
+/// feature.
+#[cfg(not(feature = "tls"))]
+pub(crate) fn tls_unavailable(why: &str) -> EtcdError {
+    invalid(format!(
+        "{why}, but etcd-tower-core was built without its `tls` feature: enable it"
+    ))
+}
+
+/// How to open TLS to one endpoint: the shared rustls configuration and
+/// the name the server's certificate must carry.
+#[cfg(feature = "tls")]
+#[derive(Clone)]
+pub(crate) struct TlsConnect {
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+}
+
+/// Without the `tls` feature no endpoint can need TLS: the type has no
+/// value.
+#[cfg(not(feature = "tls"))]
+#[derive(Clone, Debug)]
+pub(crate) enum TlsConnect {}
+
+#[cfg(feature = "tls")]
+impl TlsConnect {
+    /// The TLS handshake over a connected socket.
+    pub(crate) async fn handshake(
+        &self,
+        tcp: TcpStream,
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        tokio_rustls::TlsConnector::from(self.config.clone())
+            .connect(self.name.clone(), tcp)
+            .await
+    }
+}
+
+#[cfg(feature = "tls")]
+impl std::fmt::Debug for TlsConnect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConnect")
+            .field("server_name", &self.name)
+            .finish()
     }
 }
 

@@ -2,17 +2,24 @@
 
 use std::time::Duration;
 
+#[cfg(feature = "namespace")]
 use bytes::Bytes;
+#[cfg(feature = "auth")]
 use etcd_tower_auth::AuthLayer;
 use etcd_tower_core::proto::etcdserverpb as pb;
 use etcd_tower_core::{EtcdError, EtcdRequest, TlsOptions, TransportBuilder};
+#[cfg(feature = "metrics")]
 use etcd_tower_metrics::MetricsLayer;
+#[cfg(feature = "namespace")]
 use etcd_tower_namespace::NamespaceLayer;
 use etcd_tower_retry::RetryLayer;
 use etcd_tower_timeout::TimeoutLayer;
+#[cfg(not(all(feature = "auth", feature = "namespace", feature = "metrics")))]
+use tower::layer::util::Identity;
 use tower::util::MapRequestLayer;
 use tower::ServiceBuilder;
 
+#[cfg(feature = "namespace")]
 use crate::bytes::IntoBytes;
 use crate::client::Client;
 
@@ -24,12 +31,12 @@ use crate::client::Client;
 /// | layer | crate | set with |
 /// |---|---|---|
 /// | require-leader metadata | (this crate) | [`require_leader`](Self::require_leader) |
-/// | `NamespaceLayer` | `etcd-tower-namespace` | [`namespace`](Self::namespace) |
-/// | `MetricsLayer` | `etcd-tower-metrics` | [`metrics`](Self::metrics) |
+/// | `NamespaceLayer` | `etcd-tower-namespace` (feature `namespace`) | [`namespace`](Self::namespace) |
+/// | `MetricsLayer` | `etcd-tower-metrics` (feature `metrics`) | [`metrics`](Self::metrics) |
 /// | `TimeoutLayer` | `etcd-tower-timeout` | [`timeout`](Self::timeout) |
 /// | `RetryLayer` | `etcd-tower-retry` | [`retry`](Self::retry), [`no_retry`](Self::no_retry) (on by default) |
 /// | `TimeoutLayer`, each attempt | `etcd-tower-timeout` | [`attempt_timeout`](Self::attempt_timeout) |
-/// | `AuthLayer` | `etcd-tower-auth` | [`user`](Self::user) |
+/// | `AuthLayer` | `etcd-tower-auth` (feature `auth`) | [`user`](Self::user) |
 /// | `Transport` | `etcd-tower-core` | endpoints, [`tls`](Self::tls), limits |
 ///
 /// The timeout sits outside the retries, so it bounds the whole call; the
@@ -62,13 +69,9 @@ use crate::client::Client;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), etcd_tower::EtcdError> {
 /// use std::time::Duration;
+/// use etcd_tower::layers::{AuthLayer, MetricsLayer, NamespaceLayer, RetryLayer, TimeoutLayer};
+/// use etcd_tower::tower::ServiceBuilder;
 /// use etcd_tower::{Client, Transport};
-/// use etcd_tower_auth::AuthLayer;
-/// use etcd_tower_metrics::MetricsLayer;
-/// use etcd_tower_namespace::NamespaceLayer;
-/// use etcd_tower_retry::RetryLayer;
-/// use etcd_tower_timeout::TimeoutLayer;
-/// use tower::ServiceBuilder;
 ///
 /// let transport = Transport::builder(["127.0.0.1:2379"]).build()?;
 /// let stack = ServiceBuilder::new()
@@ -87,21 +90,26 @@ use crate::client::Client;
 #[must_use = "a builder does nothing until `build` or `connect` is called"]
 pub struct ClientBuilder {
     transport: TransportBuilder,
+    #[cfg(feature = "auth")]
     credentials: Option<Credentials>,
+    #[cfg(feature = "namespace")]
     namespace: Option<Bytes>,
     timeout: Option<Duration>,
     attempt_timeout: Option<Duration>,
+    #[cfg(feature = "metrics")]
     metrics: bool,
     require_leader: bool,
     retry: Option<RetryLayer>,
 }
 
+#[cfg(feature = "auth")]
 #[derive(Clone)]
 struct Credentials {
     user: String,
     password: String,
 }
 
+#[cfg(feature = "auth")]
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials")
@@ -119,17 +127,22 @@ impl ClientBuilder {
     {
         ClientBuilder {
             transport: etcd_tower_core::Transport::builder(endpoints),
+            #[cfg(feature = "auth")]
             credentials: None,
+            #[cfg(feature = "namespace")]
             namespace: None,
             timeout: None,
             attempt_timeout: None,
+            #[cfg(feature = "metrics")]
             metrics: false,
             require_leader: false,
             retry: Some(RetryLayer::new()),
         }
     }
 
-    /// Logs in as `user` with `password` and keeps a token on every call.
+    /// Logs in as `user` with `password` and keeps a token on every call
+    /// (feature `auth`).
+    #[cfg(feature = "auth")]
     pub fn user(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
         self.credentials = Some(Credentials {
             user: user.into(),
@@ -138,14 +151,19 @@ impl ClientBuilder {
         self
     }
 
-    /// TLS for `https://` endpoints (CA, client certificate).
+    /// TLS for every endpoint (CA, client certificate): an endpoint written
+    /// without a scheme is then `https://`, and an `http://` endpoint is
+    /// refused by [`build`](Self::build). Needs the `tls` feature (on by
+    /// default); without it `build` refuses TLS settings with
+    /// [`ErrorKind::InvalidTls`](crate::ErrorKind::InvalidTls).
     pub fn tls(mut self, tls: TlsOptions) -> Self {
         self.transport = self.transport.tls(tls);
         self
     }
 
     /// Prefixes every key with `prefix`, and strips it from answers: the
-    /// client sees only its own part of the keyspace.
+    /// client sees only its own part of the keyspace (feature `namespace`).
+    #[cfg(feature = "namespace")]
     pub fn namespace(mut self, prefix: impl IntoBytes) -> Self {
         let prefix = prefix.into_bytes();
         self.namespace = (!prefix.is_empty()).then_some(prefix);
@@ -188,7 +206,8 @@ impl ClientBuilder {
     }
 
     /// Records request counts, latencies and errors through the `metrics`
-    /// facade. Off by default.
+    /// facade. Off by default (feature `metrics`).
+    #[cfg(feature = "metrics")]
     pub fn metrics(mut self, on: bool) -> Self {
         self.metrics = on;
         self
@@ -251,11 +270,22 @@ impl ClientBuilder {
                     request.meta.require_leader = true;
                     request
                 }));
+        #[cfg(feature = "auth")]
         let auth = self.credentials.map(|c| AuthLayer::new(c.user, c.password));
+        #[cfg(not(feature = "auth"))]
+        let auth = None::<Identity>;
+        #[cfg(feature = "namespace")]
+        let namespace = self.namespace.map(NamespaceLayer::new);
+        #[cfg(not(feature = "namespace"))]
+        let namespace = None::<Identity>;
+        #[cfg(feature = "metrics")]
+        let metrics = self.metrics.then(MetricsLayer::new);
+        #[cfg(not(feature = "metrics"))]
+        let metrics = None::<Identity>;
         let stack = ServiceBuilder::new()
             .option_layer(require_leader)
-            .option_layer(self.namespace.map(NamespaceLayer::new))
-            .option_layer(self.metrics.then(MetricsLayer::new))
+            .option_layer(namespace)
+            .option_layer(metrics)
             .option_layer(self.timeout.map(TimeoutLayer::new))
             .option_layer(self.retry)
             .option_layer(

@@ -26,6 +26,97 @@
 //! # }
 //! ```
 //!
+//! ## Guide
+//!
+//! From the first call to a stack of your own, in five steps.
+//!
+//! **1. Connect.** [`Client::connect`] takes the endpoints (`host:port`,
+//! `http://` or `https://`) and checks that the cluster answers;
+//! [`Client::builder`] sets everything else. Connections are made lazily
+//! and shared by every clone of the client.
+//!
+//! **2. Configure the stack.** Each [`ClientBuilder`] setting adds one
+//! layer: [`user`](ClientBuilder::user) (login and token refresh),
+//! [`namespace`](ClientBuilder::namespace), [`timeout`](ClientBuilder::timeout),
+//! [`attempt_timeout`](ClientBuilder::attempt_timeout),
+//! [`metrics`](ClientBuilder::metrics); retries are on by default. With
+//! [`tls`](ClientBuilder::tls), every endpoint is reached over TLS.
+//!
+//! ```no_run
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), etcd_tower::EtcdError> {
+//! use std::time::Duration;
+//! use etcd_tower::Client;
+//!
+//! let client = Client::builder(["127.0.0.1:2379", "127.0.0.1:22379"])
+//!     .user("app", "secret")
+//!     .namespace("app-1/")
+//!     .timeout(Duration::from_secs(5))
+//!     .metrics(true)
+//!     .connect()
+//!     .await?;
+//! # drop(client);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! **3. Call.** Keys and values, [transactions](txn), [leases](lease) and
+//! their [keepers](LeaseKeeper), [watches](watch) that survive every fault,
+//! the [lock] and [election] services, and [maintenance]
+//! (see [What is where](#what-is-where)). Every error is an
+//! [`EtcdError`] that says whether the request was [`Sent`].
+//!
+//! **4. Coordinate.** The [recipes](concurrency) (feature `recipes`):
+//! sessions, mutexes and elections on the keys and protocol of Go's
+//! `concurrency` package, cancel-safe.
+//!
+//! **5. Compose your own stack.** The layers are tower layers, re-exported
+//! in [`layers`]; stack them with [`tower::ServiceBuilder`] in the
+//! [layer order](#layer-order), add your own, and hand the result to
+//! [`Client::from_service`] (or call it as a plain tower service):
+//!
+//! ```no_run
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), etcd_tower::EtcdError> {
+//! use std::time::Duration;
+//! use etcd_tower::layers::{AuthLayer, NamespaceLayer, RetryLayer, TimeoutLayer};
+//! use etcd_tower::tower::ServiceBuilder;
+//! use etcd_tower::tower::util::MapRequestLayer;
+//! use etcd_tower::{Client, EtcdRequest, Transport};
+//!
+//! // Any tower layer fits; this one asks for a leader on every call.
+//! let require_leader = MapRequestLayer::new(|mut request: EtcdRequest| {
+//!     request.meta.require_leader = true;
+//!     request
+//! });
+//! let stack = ServiceBuilder::new()
+//!     .layer(require_leader)
+//!     .layer(NamespaceLayer::new("app-1/"))
+//!     .layer(TimeoutLayer::new(Duration::from_secs(5)))
+//!     .layer(RetryLayer::new())
+//!     .layer(AuthLayer::new("app", "secret"))
+//!     .service(Transport::builder(["127.0.0.1:2379"]).build()?);
+//! let client = Client::from_service(stack);
+//! client.put("config", "on").await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `tls` | on | TLS (rustls, ring) for `https://` endpoints; without it, TLS settings are refused when the client is built |
+//! | `tls-native-roots` | on | with no CA given, trust the system's root certificates |
+//! | `tls-webpki-roots` | off | with no CA given, trust the Mozilla roots compiled into the binary |
+//! | `auth` | on | [`ClientBuilder::user`], [`layers::AuthLayer`] |
+//! | `namespace` | on | [`ClientBuilder::namespace`], [`layers::NamespaceLayer`] |
+//! | `metrics` | on | [`ClientBuilder::metrics`], [`layers::MetricsLayer`] |
+//! | `recipes` | on | [`concurrency`]: `Session`, `Mutex`, `Election` |
+//!
+//! The retry and timeout layers and the watch engine are always there.
+//! The minimum supported Rust version is 1.88.
+//!
 //! ## Layer order
 //!
 //! The one order of the stack, written once here; every layer's crate
@@ -89,6 +180,7 @@
 //! over the send limit, a txn over the op limit or writing a key twice)
 //! fails before anything is sent, with [`Sent::NotSent`].
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
 mod bytes;
@@ -98,10 +190,12 @@ mod options;
 
 pub mod auth;
 pub mod cluster;
+#[cfg(feature = "recipes")]
 pub mod concurrency;
 pub mod election;
 pub mod keeper;
 pub mod kv;
+pub mod layers;
 pub mod lease;
 pub mod lock;
 pub mod maintenance;
@@ -123,6 +217,16 @@ pub use maintenance::SnapshotInfo;
 pub use txn::{Compare, CompareOp, Txn, TxnOp, TxnOpResponse, TxnResponse};
 
 pub use etcd_tower_core::{
-    proto, Code, ErrorKind, EtcdError, EtcdRequest, EtcdResponse, RequestBody, ResponseBody, Sent,
-    TargetEndpoint, TlsOptions, Transport, TransportBuilder,
+    metric_names, proto, rpc, signal, stream, AuthToken, Code, ErrorKind, EtcdError, EtcdRequest,
+    EtcdResponse, RequestBody, RequestMeta, RequestStream, ResponseBody, ResponseStream, Rpc, Sent,
+    TargetEndpoint, TlsOptions, Transport, TransportBuilder, TriedEndpoints,
 };
+
+/// The tower this crate is built on, for `ServiceBuilder`, `ServiceExt`
+/// and the rest, at the version the layers implement.
+pub use tower;
+
+/// What a [`Watcher`](watch::Watcher) is, and its adapters (`next`,
+/// `map`, ...), re-exported so that `etcd-tower` alone is enough for the
+/// examples.
+pub use futures_util::{Stream, StreamExt};

@@ -31,7 +31,12 @@ use crate::bytes::IntoBytes;
 use crate::client::Client;
 use crate::kv::Span;
 
-pub use etcd_tower_watch::{WatchBatch, WatchConfig, Watcher};
+pub use etcd_tower_watch::{WatchBatch, WatchConfig, WatchEngine, Watcher};
+
+/// The watch engine's crate, for its own items (its
+/// [`WatchOptions`](engine::WatchOptions) for a
+/// [`WatchEngine`] used without the [`Client`]).
+pub use etcd_tower_watch as engine;
 
 /// What a watch covers beyond its key, from which revision, and what it
 /// receives.

@@ -1,0 +1,173 @@
+//! TLS settings never lead to plaintext, and a connection that never
+//! finished its handshake is reported as sending nothing, on every etcd
+//! version of the kit (a TLS cluster that requires client certificates).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use etcd_tower_core::proto::etcdserverpb as pb;
+use etcd_tower_core::{ErrorKind, EtcdError, EtcdRequest, Sent, TlsOptions, Transport};
+use etcd_tower_testkit::{binaries, Cluster, TlsFiles};
+use tower::ServiceExt;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn options(tls: &TlsFiles) -> TlsOptions {
+    TlsOptions::new()
+        .ca_certificate(std::fs::read(tls.ca()).unwrap())
+        .identity(
+            std::fs::read(tls.client_cert()).unwrap(),
+            std::fs::read(tls.client_key()).unwrap(),
+        )
+}
+
+async fn put(transport: &Transport, key: &str) -> Result<pb::PutResponse, EtcdError> {
+    let put = pb::PutRequest {
+        key: key.to_owned().into(),
+        value: "v".into(),
+        ..Default::default()
+    };
+    pb::PutResponse::try_from(transport.clone().oneshot(EtcdRequest::new(put)).await?)
+}
+
+/// `https://127.0.0.1:1234` → `127.0.0.1:1234`.
+fn without_scheme(url: &str) -> String {
+    url.split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .to_owned()
+}
+
+#[tokio::test]
+async fn tls_settings_never_fall_back_to_plaintext() {
+    for bin in binaries() {
+        let label = bin.label();
+        tokio::time::timeout(LIMIT, async {
+            let cluster = Cluster::builder(&bin).tls().start().await.unwrap();
+            let tls = cluster.tls().unwrap();
+
+            // Written without a scheme beside TLS settings: TLS.
+            let bare: Vec<String> = cluster
+                .endpoints()
+                .iter()
+                .map(|url| without_scheme(url))
+                .collect();
+            let transport = Transport::builder(&bare).tls(options(tls)).build().unwrap();
+            put(&transport, "bare").await.unwrap_or_else(|e| {
+                panic!("{label}: a scheme-less endpoint with TLS settings: {e}")
+            });
+
+            // `http://` beside TLS settings: refused before any I/O.
+            let plain = format!("http://{}", bare[0]);
+            let error = Transport::builder([plain.as_str()])
+                .tls(options(tls))
+                .build()
+                .unwrap_err();
+            assert_eq!(
+                error.kind(),
+                &ErrorKind::InvalidEndpoint,
+                "{label}: {error}"
+            );
+            assert_eq!(error.sent(), Sent::NotSent, "{label}");
+            assert!(error.to_string().contains("plaintext"), "{label}: {error}");
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{label}: timed out"));
+    }
+}
+
+#[tokio::test]
+async fn a_handshake_that_never_finished_sent_nothing() {
+    for bin in binaries() {
+        let label = bin.label();
+        tokio::time::timeout(LIMIT, async {
+            let cluster = Cluster::builder(&bin).tls().start().await.unwrap();
+            let tls = cluster.tls().unwrap();
+            let bare = without_scheme(&cluster.endpoints()[0]);
+
+            // Plaintext HTTP/2 to a TLS listener, and TLS without the
+            // client certificate the server demands: five times each, so
+            // that a classification that depends on timing shows.
+            let plaintext = Transport::builder([format!("http://{bare}")])
+                .connect_timeout(Duration::from_secs(2))
+                .build()
+                .unwrap();
+            let no_identity = Transport::builder([bare.as_str()])
+                .connect_timeout(Duration::from_secs(2))
+                .tls(TlsOptions::new().ca_certificate(std::fs::read(tls.ca()).unwrap()))
+                .build()
+                .unwrap();
+            for (what, transport) in [("plaintext", &plaintext), ("no certificate", &no_identity)] {
+                for round in 0..5 {
+                    let error = put(transport, "k").await.unwrap_err();
+                    assert_eq!(
+                        (error.kind(), error.sent()),
+                        (&ErrorKind::Connect, Sent::NotSent),
+                        "{label}, {what}, round {round}: {error}"
+                    );
+                }
+            }
+            // Nothing was written.
+            let found = cluster.etcdctl(&["get", "k", "--keys-only"]).await.unwrap();
+            assert_eq!(found.trim(), "", "{label}");
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{label}: timed out"));
+    }
+}
+
+#[tokio::test]
+async fn a_user_named_by_its_certificate_connects_and_works() {
+    for bin in binaries() {
+        let label = bin.label();
+        tokio::time::timeout(LIMIT, async {
+            let mut cluster = Cluster::builder(&bin).tls().start().await.unwrap();
+            for args in [
+                &["user", "add", "alice", "--new-user-password=unused"][..],
+                &["role", "add", "alice"],
+                &[
+                    "role",
+                    "grant-permission",
+                    "alice",
+                    "readwrite",
+                    "alice/",
+                    "--prefix",
+                ],
+                &["user", "grant-role", "alice", "alice"],
+            ] {
+                cluster.etcdctl(args).await.unwrap();
+            }
+            cluster.enable_auth("s3cret").await.unwrap();
+            let tls = cluster.tls().unwrap();
+            let alice = tls.issue_client_cert("alice").await.unwrap();
+            let bare: Vec<String> = cluster
+                .endpoints()
+                .iter()
+                .map(|url| without_scheme(url))
+                .collect();
+            // Not root, no password: connect() must still succeed (its
+            // check needs no permission), and the user's keys work.
+            let client = etcd_tower::Client::builder(&bare)
+                .tls(
+                    TlsOptions::new()
+                        .ca_certificate(std::fs::read(tls.ca()).unwrap())
+                        .identity(
+                            std::fs::read(alice.cert()).unwrap(),
+                            std::fs::read(alice.key()).unwrap(),
+                        ),
+                )
+                .connect()
+                .await
+                .unwrap_or_else(|e| panic!("{label}: connect as alice: {e}"));
+            client.put("alice/k", "a").await.unwrap();
+            assert_eq!(client.get("alice/k").await.unwrap().kvs()[0].value(), b"a");
+            let error = client.get("bob/k").await.unwrap_err();
+            assert_eq!(
+                error.kind(),
+                &ErrorKind::PermissionDenied,
+                "{label}: {error}"
+            );
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{label}: timed out"));
+    }
+}
