@@ -121,21 +121,7 @@ async fn a_user_named_by_its_certificate_connects_and_works() {
         let label = bin.label();
         tokio::time::timeout(LIMIT, async {
             let mut cluster = Cluster::builder(&bin).tls().start().await.unwrap();
-            for args in [
-                &["user", "add", "alice", "--new-user-password=unused"][..],
-                &["role", "add", "alice"],
-                &[
-                    "role",
-                    "grant-permission",
-                    "alice",
-                    "readwrite",
-                    "alice/",
-                    "--prefix",
-                ],
-                &["user", "grant-role", "alice", "alice"],
-            ] {
-                cluster.etcdctl(args).await.unwrap();
-            }
+            cluster.add_user("alice", "unused", "alice/").await.unwrap();
             cluster.enable_auth("s3cret").await.unwrap();
             let tls = cluster.tls().unwrap();
             let alice = tls.issue_client_cert("alice").await.unwrap();

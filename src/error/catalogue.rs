@@ -5,6 +5,25 @@
 //! only among the entries that share that code: etcd's messages are the
 //! stable way every official client names these errors, but the same text
 //! under another code is not that entry.
+//!
+//! ## Flattened codes
+//!
+//! One exception, by structure rather than by reading text: a status whose
+//! code is `Unknown` and whose message is, whole and exactly, one entry of
+//! the catalogue with etcd's `etcdserver: ` prefix is that entry. This is
+//! the shape of an etcd error that passed through a Go intermediary, above
+//! all etcd's own gRPC proxy (`etcd grpc-proxy`): its Go client turns the
+//! server's status into an `rpctypes` error value, found by that same exact
+//! message (Go's `rpctypes.Error`), and its gRPC server sends that value
+//! back as `Unknown` with the message intact. Mapping it back is undoing
+//! one known, lossless step, with the catalogue as the key; the message is
+//! compared as an identifier, never searched for words, and nothing but a
+//! whole catalogue entry under `Unknown` is read this way. Any other
+//! `Unknown` stays [`ErrorKind::Other`], reported as "may have been
+//! applied". The alternative, keeping every flattened error as `Other`,
+//! would report a read the proxy refused for permissions as "may have been
+//! applied", and hide an expired token from the auth layer, which could
+//! then never refresh it behind a proxy.
 
 use super::{Code, ErrorKind, Sent};
 
@@ -19,6 +38,9 @@ pub(super) fn catalogue_kind(code: Code, message: &str) -> ErrorKind {
             return kind.clone();
         }
     }
+    if let Some(kind) = flattened(code, message) {
+        return kind;
+    }
     match code {
         Code::Unauthenticated => ErrorKind::InvalidAuthToken,
         Code::PermissionDenied => ErrorKind::PermissionDenied,
@@ -26,6 +48,20 @@ pub(super) fn catalogue_kind(code: Code, message: &str) -> ErrorKind {
         Code::Cancelled => ErrorKind::Canceled,
         _ => ErrorKind::Other,
     }
+}
+
+/// The entry a status with a flattened code stands for: `Unknown`, and the
+/// whole message one entry with etcd's prefix (see the
+/// [module docs](self#flattened-codes)).
+fn flattened(code: Code, message: &str) -> Option<ErrorKind> {
+    if code != Code::Unknown {
+        return None;
+    }
+    let text = message.strip_prefix("etcdserver: ")?;
+    CATALOGUE
+        .iter()
+        .find(|(_, entry_text, _)| *entry_text == text)
+        .map(|(_, _, kind)| kind.clone())
 }
 
 /// What a server error says about whether a write was applied. The server

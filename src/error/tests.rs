@@ -45,6 +45,31 @@ fn the_same_message_under_another_code_is_not_that_entry() {
 }
 
 #[test]
+fn a_catalogue_entry_with_its_code_flattened_to_unknown_is_that_entry() {
+    // As etcd's gRPC proxy passes them on.
+    let e = server(Code::Unknown, "etcdserver: permission denied");
+    assert_eq!(e.kind(), &ErrorKind::PermissionDenied, "{e}");
+    assert_eq!(e.sent(), Sent::Rejected);
+    assert_eq!(e.code(), Code::Unknown, "the code is what arrived");
+    let e = server(Code::Unknown, "etcdserver: invalid auth token");
+    assert_eq!(e.kind(), &ErrorKind::InvalidAuthToken, "{e}");
+    let e = server(Code::Unknown, "etcdserver: request timed out");
+    assert_eq!(e.sent(), Sent::MayHaveBeenApplied, "{e}");
+
+    // Only a whole entry, with the prefix, under Unknown.
+    for (code, message) in [
+        (Code::Unknown, "permission denied"),
+        (Code::Unknown, "etcdserver: permission denied for key a"),
+        (Code::Unknown, "rpc error: etcdserver: permission denied"),
+        (Code::Internal, "etcdserver: permission denied"),
+    ] {
+        let e = server(code, message);
+        assert_eq!(e.kind(), &ErrorKind::Other, "{code:?} {message:?}");
+        assert_eq!(e.sent(), Sent::MayHaveBeenApplied, "{code:?} {message:?}");
+    }
+}
+
+#[test]
 fn unknown_messages_keep_their_code() {
     let e = server(Code::Unavailable, "etcdserver: something new");
     assert_eq!(e.kind(), &ErrorKind::Other);

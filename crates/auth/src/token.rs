@@ -240,11 +240,16 @@ impl Shared {
                 Ok(state.current())
             }
             Err(error) => {
-                tracing::warn!(user = %self.credentials.user, %error, "etcd authentication failed");
                 if is_lasting_refusal(&error) {
+                    tracing::warn!(user = %self.credentials.user, %error, "etcd refused the credentials");
                     // A wrong password stays wrong for a while: don't ask
                     // again (a Raft write each time) on every call.
                     state.failure = Some((Instant::now(), error.clone()));
+                } else {
+                    // Not a verdict on the credentials: the login got no
+                    // answer (no connection, a timeout, no leader). The
+                    // caller gets the error itself, with its kind.
+                    tracing::debug!(user = %self.credentials.user, %error, "etcd login did not complete");
                 }
                 if why == Why::Rejected && state.generation == seen {
                     // The server said this token is dead: later calls log

@@ -11,7 +11,18 @@
 //!   ([`LeaseLost::Expired`]);
 //! * it was revoked through the keeper ([`LeaseLost::Revoked`]);
 //! * the lease's TTL passed since the last successful renewal
-//!   ([`LeaseLost::TimedOut`]): the server has let it expire by then.
+//!   ([`LeaseLost::TimedOut`]): the server has let it expire by then;
+//! * the server is up but does not renew ([`LeaseLost::NotRenewed`]): two
+//!   answers in a row carried a falling TTL (a renewal always answers the
+//!   lease's full TTL), or on two streams in a row a renewal went
+//!   unanswered past the time of the next one while the lease's
+//!   `TimeToLive` was answered. (After the first such stream the keeper
+//!   reopens at once: the stream's member may be stuck while another can
+//!   renew.) etcd 3.5.30's gRPC proxy leaves a non-root user's renewals
+//!   unanswered (`etcdctl lease keep-alive` through it fails too): the
+//!   lease then expires whatever the keeper does, so it says so within
+//!   about two thirds of the TTL instead of when the lease is gone. Reach
+//!   the cluster directly, or through a proxy that renews.
 //!
 //! ```no_run
 //! # #[tokio::main(flavor = "current_thread")]
@@ -73,6 +84,12 @@ pub enum LeaseLost {
     Revoked,
     /// No renewal succeeded within the lease's TTL.
     TimedOut,
+    /// The server is up but does not renew: its answers' TTL falls, or
+    /// renewals go unanswered while the lease's `TimeToLive` is answered
+    /// (etcd 3.5.30's gRPC proxy does this for users who are not root). The
+    /// lease expires at its remaining TTL; reach the cluster without that
+    /// proxy to keep leases.
+    NotRenewed,
     /// The keeper was stopped (dropped) without revoking: the lease expires
     /// after its TTL unless someone else renews it.
     Stopped,
@@ -137,7 +154,7 @@ impl LeaseKeeper {
         validate_ttl(ttl)?;
         let expires_at = Instant::now() + secs(remaining.max(1));
         let state = Arc::new(watch::Sender::new(LeaseState::Alive { ttl, expires_at }));
-        let task = tokio::spawn(run(client.clone(), id, expires_at, Arc::clone(&state)));
+        let task = tokio::spawn(run(client.clone(), id, ttl, expires_at, Arc::clone(&state)));
         Ok(LeaseKeeper {
             id,
             ttl,
@@ -235,20 +252,45 @@ enum Ended {
     Lost,
     /// The stream broke; the lease may still be alive.
     Broken(EtcdError),
+    /// A renewal went unanswered while the server answered the lease's
+    /// `TimeToLive`: the stream's member may be stuck (another may renew),
+    /// or the server does not renew at all.
+    Unanswered,
 }
 
 /// The keeper's task: streams, one after another, until the lease is lost.
 async fn run(
     client: Client,
     id: i64,
+    ttl: i64,
     mut expires_at: Instant,
     state: Arc<watch::Sender<LeaseState>>,
 ) {
     let mut backoff = Duration::from_millis(50);
+    // A stream has gone unanswered since the last renewal.
+    let mut unanswered = false;
     loop {
         let before = expires_at;
-        match stream(&client, id, &mut expires_at, &state).await {
+        let ended = stream(&client, id, ttl, &mut expires_at, &state).await;
+        if expires_at > before {
+            unanswered = false;
+        }
+        match ended {
             Ended::Lost => return,
+            Ended::Unanswered if unanswered => {
+                // Two streams in a row, and no renewal between them.
+                tracing::warn!(
+                    lease = id,
+                    "the server answers but does not renew the lease (etcd 3.5.30's gRPC \
+                     proxy does this for users who are not root); it will expire"
+                );
+                state.send_replace(LeaseState::Lost(LeaseLost::NotRenewed));
+                return;
+            }
+            Ended::Unanswered => {
+                tracing::debug!(lease = id, "lease renewal unanswered; reopening the stream");
+                unanswered = true;
+            }
             Ended::Broken(error) => {
                 tracing::debug!(lease = id, %error, "lease keep-alive stream broke; reopening");
                 if expires_at > before {
@@ -267,11 +309,46 @@ async fn run(
     }
 }
 
+/// What the lease's `TimeToLive` says while a renewal is unanswered:
+/// gone, or still there ([`Ended::Unanswered`]); `None` when it is not
+/// answered either (then the renewal's wait goes on). Bounded by the
+/// lease's expiry, when the lease is lost as [`LeaseLost::TimedOut`].
+async fn check_unanswered(
+    client: &Client,
+    id: i64,
+    state: &watch::Sender<LeaseState>,
+    expires_at: Instant,
+) -> Option<Ended> {
+    let answer = tokio::select! {
+        answer = client.lease_time_to_live(id) => answer,
+        () = sleep_until(expires_at) => {
+            state.send_replace(LeaseState::Lost(LeaseLost::TimedOut));
+            return Some(Ended::Lost);
+        }
+    };
+    match answer {
+        // -1 when it is gone; 0 while under a second is left.
+        Ok(left) if left.ttl >= 0 => Some(Ended::Unanswered),
+        Ok(_) => {
+            state.send_replace(LeaseState::Lost(LeaseLost::Expired));
+            Some(Ended::Lost)
+        }
+        Err(error) if error.kind() == &ErrorKind::LeaseNotFound => {
+            state.send_replace(LeaseState::Lost(LeaseLost::Expired));
+            Some(Ended::Lost)
+        }
+        Err(_) => None,
+    }
+}
+
 /// Runs one keep-alive stream: a renewal every TTL/3, each answer moving
-/// the expiry forward.
+/// the expiry forward. A renewal still unanswered when the next one is
+/// due is checked with a `TimeToLive` call: a lease still there ends the
+/// stream as [`Ended::Unanswered`] (see [`LeaseLost::NotRenewed`]).
 async fn stream(
     client: &Client,
     id: i64,
+    ttl: i64,
     expires_at: &mut Instant,
     state: &watch::Sender<LeaseState>,
 ) -> Ended {
@@ -279,22 +356,49 @@ async fn stream(
         state.send_replace(LeaseState::Lost(LeaseLost::TimedOut));
         Ended::Lost
     };
+
     // Opening the stream sends the first renewal.
     let mut sent_at = Instant::now();
-    let opened = tokio::select! {
-        opened = client.lease_keep_alive(id) => opened,
-        () = sleep_until(*expires_at) => return timed_out(),
+    // A server that never answers the first renewal may not even answer
+    // the stream's opening: the same check applies.
+    let opening = client.lease_keep_alive(id);
+    tokio::pin!(opening);
+    let mut checked = false;
+    let opened = loop {
+        tokio::select! {
+            opened = &mut opening => break opened,
+            () = sleep_until(*expires_at) => return timed_out(),
+            () = sleep_until(sent_at + secs(ttl) / 3), if !checked => {
+                checked = true;
+                if let Some(ended) = check_unanswered(client, id, state, *expires_at).await {
+                    return ended;
+                }
+            }
+        }
     };
     let (mut sender, mut answers) = match opened {
         Ok(pair) => pair,
         Err(error) => return Ended::Broken(error),
     };
+    // The TTL of the last answer on this stream: a renewal answers the
+    // lease's full TTL every time, so a falling TTL says none happened.
+    let mut last_ttl = None;
     loop {
-        let answer = tokio::select! {
-            answer = answers.message() => answer,
-            () = sleep_until(*expires_at) => return timed_out(),
+        let mut checked = false;
+        let answer = loop {
+            let check_at = sent_at + secs(ttl) / 3;
+            tokio::select! {
+                answer = answers.message() => break answer,
+                () = sleep_until(*expires_at) => return timed_out(),
+                () = sleep_until(check_at), if !checked => {
+                    checked = true;
+                    if let Some(ended) = check_unanswered(client, id, state, *expires_at).await {
+                        return ended;
+                    }
+                }
+            }
         };
-        let ttl = match answer {
+        let answered = match answer {
             Ok(Some(answer)) if answer.ttl <= 0 => {
                 state.send_replace(LeaseState::Lost(LeaseLost::Expired));
                 return Ended::Lost;
@@ -308,12 +412,22 @@ async fn stream(
             }
             Err(error) => return Ended::Broken(error),
         };
-        *expires_at = sent_at + secs(ttl);
+        if last_ttl.is_some_and(|last| answered < last) {
+            tracing::warn!(
+                lease = id,
+                ttl = answered,
+                "the server answers lease renewals without renewing; the lease will expire"
+            );
+            state.send_replace(LeaseState::Lost(LeaseLost::NotRenewed));
+            return Ended::Lost;
+        }
+        last_ttl = Some(answered);
+        *expires_at = sent_at + secs(answered);
         state.send_replace(LeaseState::Alive {
-            ttl,
+            ttl: answered,
             expires_at: *expires_at,
         });
-        let next = sent_at + secs(ttl) / 3;
+        let next = sent_at + secs(answered) / 3;
         // Wait for the next renewal, noticing a stream that ends meanwhile.
         tokio::select! {
             () = sleep_until(next) => {}

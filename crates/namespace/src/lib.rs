@@ -33,6 +33,21 @@
 //! range yourself), Cluster, and Maintenance (Status, Hash, HashKV,
 //! Snapshot, Defragment, MoveLeader, Alarm, Downgrade).
 //!
+//! # Beside etcd's gRPC proxy
+//!
+//! etcd's own proxy (`etcd grpc-proxy start --namespace=<prefix>`) does the
+//! same for KV, Watch and Lease calls, but **not for the Lock and Election
+//! services**: a lock taken through a namespaced proxy (and so an
+//! `etcdctl lock` pointed at it) lives under its raw name, outside the
+//! tenant's prefix, while this layer puts lock and election names inside
+//! the prefix. A deployment that mixes the two (Go services through a
+//! namespaced proxy, Rust services with this layer over the same cluster)
+//! must not rely on the proxy for those services: give the Go side's lock
+//! and election names the prefix itself, or point both sides at the
+//! cluster with their own namespacing. Do not stack this layer over a
+//! namespaced proxy either: the prefixes would nest (`a/` here and `b/`
+//! in the proxy store `k` as `b/a/k`).
+//!
 //! # Where it goes in a stack
 //!
 //! The layer rewrites the messages themselves, so it composes with the

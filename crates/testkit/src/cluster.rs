@@ -23,6 +23,7 @@ use crate::health;
 use crate::jwt::JwtKeys;
 use crate::member::{Boot, Member, MemberSpec};
 use crate::ports::free_port;
+use crate::spawn::log_says_port_taken;
 use crate::tls::TlsFiles;
 
 /// How long a start or restart may take before it fails.
@@ -30,7 +31,7 @@ pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How many times a start is retried when some other process took one of the
 /// ports between the kit choosing it and etcd binding it.
-const START_ATTEMPTS: usize = 3;
+pub(crate) const START_ATTEMPTS: usize = 3;
 
 /// Configures and starts a [`Cluster`].
 #[derive(Debug, Clone)]
@@ -273,6 +274,13 @@ impl Cluster {
         self.jwt.as_ref()
     }
 
+    /// How the kit runs `etcdctl` against this cluster (shared with the
+    /// [`GrpcProxy`](crate::GrpcProxy)s in front of it, so that they see
+    /// the root credentials once auth is enabled).
+    pub(crate) fn ctl(&self) -> &Arc<Ctl> {
+        &self.ctl
+    }
+
     /// Whether [`enable_auth`](Self::enable_auth) was called.
     pub fn auth_enabled(&self) -> bool {
         self.auth_enabled
@@ -310,6 +318,27 @@ impl Cluster {
             None => User::Anonymous,
         };
         self.ctl.run(&self.endpoints(), user, args).await
+    }
+
+    /// Creates `user` with `password` and a role `<user>-role` that may read
+    /// and write every key under `prefix`, and grants it to the user. Before
+    /// or after [`enable_auth`](Self::enable_auth).
+    pub async fn add_user(&self, user: &str, password: &str, prefix: &str) -> Result<()> {
+        let role = format!("{user}-role");
+        self.etcdctl(&["user", "add", &format!("{user}:{password}")])
+            .await?;
+        self.etcdctl(&["role", "add", &role]).await?;
+        self.etcdctl(&[
+            "role",
+            "grant-permission",
+            &role,
+            "--prefix=true",
+            "readwrite",
+            prefix,
+        ])
+        .await?;
+        self.etcdctl(&["user", "grant-role", user, &role]).await?;
+        Ok(())
     }
 
     /// Creates the `root` user with `root_password` and the `root` role, and
@@ -439,11 +468,9 @@ impl Cluster {
 
     /// Whether a member failed because one of its ports was taken.
     fn port_clash(&self) -> bool {
-        self.members.iter().any(|m| {
-            std::fs::read_to_string(m.log_path())
-                .map(|log| log.contains("address already in use"))
-                .unwrap_or(false)
-        })
+        self.members
+            .iter()
+            .any(|m| log_says_port_taken(m.log_path()))
     }
 }
 

@@ -66,6 +66,15 @@ pub enum TestkitError {
         logs: String,
     },
 
+    /// etcd's gRPC proxy exited while the kit was waiting for it to be ready.
+    #[error("etcd's gRPC proxy exited during start-up ({status}){logs}")]
+    GrpcProxyExited {
+        /// How it exited.
+        status: String,
+        /// The tail of the proxy's log.
+        logs: String,
+    },
+
     /// A command's output was not what the kit expected.
     #[error("unexpected output from {what}: {detail}")]
     Parse {

@@ -28,6 +28,15 @@ pub(crate) async fn is_healthy(addr: SocketAddr) -> bool {
     )
 }
 
+/// Whether the HTTP listener at `addr` answers `GET /health` at all,
+/// healthy or not, within the probe's time limit.
+pub(crate) async fn answers(addr: SocketAddr) -> bool {
+    matches!(
+        tokio::time::timeout(PROBE_TIMEOUT, get_health(addr)).await,
+        Ok(Ok(response)) if response.starts_with("HTTP/")
+    )
+}
+
 /// Fetches `GET /health` from `addr` and returns the whole response.
 pub(crate) async fn get_health(addr: SocketAddr) -> std::io::Result<String> {
     let mut stream = TcpStream::connect(addr).await?;

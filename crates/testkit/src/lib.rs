@@ -23,6 +23,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! [`GrpcProxy`] runs etcd's own gRPC proxy (`etcd grpc-proxy start`, with
+//! or without `--namespace`) in front of a cluster, the same way, so that
+//! every test can also go through it.
+//!
 //! The kit depends on no other etcd-tower crate: it drives etcd through
 //! processes, signals, TCP and the `etcdctl` binary, so it cannot share a bug
 //! with the code it tests. The binaries come from `scripts/install-etcd.sh`.
@@ -33,6 +37,7 @@ mod cluster;
 mod command;
 mod error;
 mod etcdctl;
+pub mod grpc_proxy;
 mod health;
 mod jwt;
 mod member;
@@ -44,6 +49,7 @@ mod tls;
 pub use binary::{binaries, repo_root, try_binaries, EtcdBinary};
 pub use cluster::{Cluster, ClusterBuilder};
 pub use error::{Result, TestkitError};
+pub use grpc_proxy::{GrpcProxy, GrpcProxyBuilder};
 pub use jwt::JwtKeys;
 pub use member::Member;
 pub use ports::free_port;

@@ -9,11 +9,9 @@
 //! a failure can be read after the fact.
 
 use std::ffi::OsString;
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -25,7 +23,7 @@ use tokio::time::Instant;
 use crate::error::{Result, TestkitError};
 use crate::etcdctl::{parse_status, Ctl, User};
 use crate::health;
-use crate::spawn::spawn_tied_to_process;
+use crate::spawn::{log_tail, spawn_logged};
 
 /// Whether a start is the cluster's first (bootstrap) or a later restart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,9 +113,7 @@ impl Member {
 
     /// The last `lines` lines of the member's log.
     pub fn log_tail(&self, lines: usize) -> String {
-        let log = std::fs::read_to_string(&self.spec.log_path).unwrap_or_default();
-        let all: Vec<&str> = log.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        log_tail(&self.spec.log_path, lines)
     }
 
     /// The pid of the running etcd process, `None` once it was killed or exited.
@@ -276,37 +272,8 @@ impl Member {
             )));
         }
         let args = self.args(boot);
-        let mut log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.spec.log_path)
-            .map_err(|e| {
-                TestkitError::io(format!("opening {}", self.spec.log_path.display()), e)
-            })?;
-        let command_line = args
-            .iter()
-            .map(|a| a.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" ");
-        let stderr = log
-            .try_clone()
-            .map_err(|e| TestkitError::io("duplicating the log file handle", e))?;
-        // A marker, so that restarts can be told apart in the log.
-        let _ = writeln!(
-            log,
-            "=== etcd-testkit: starting {} {:?}: {} {command_line}",
-            self.name(),
-            boot,
-            self.spec.etcd.display()
-        );
-        let mut command = Command::new(&self.spec.etcd);
-        command
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(stderr);
-        let child = spawn_tied_to_process(command)
-            .map_err(|e| TestkitError::io(format!("spawning {}", self.spec.etcd.display()), e))?;
+        let marker = format!("starting {} {boot:?}", self.name());
+        let child = spawn_logged(&self.spec.etcd, &args, &self.spec.log_path, &marker)?;
         tracing::info!(
             member = %self.name(),
             pid = child.id(),

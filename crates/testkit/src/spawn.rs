@@ -10,11 +10,16 @@
 //! thread would be killed as soon as that thread ends. So every fork happens
 //! on one dedicated thread that lives as long as the process.
 
-use std::io;
+use std::ffi::OsString;
+use std::fs::OpenOptions;
+use std::io::{self, Write};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock, PoisonError};
+
+use crate::error::{Result, TestkitError};
 
 struct Request {
     command: Command,
@@ -52,6 +57,61 @@ pub(crate) fn spawn_tied_to_process(mut command: Command) -> io::Result<Child> {
     answer
         .recv()
         .map_err(|_| io::Error::other("the etcd-testkit spawner thread is gone"))?
+}
+
+/// Spawns `program args...` like [`spawn_tied_to_process`], with stdin
+/// closed and stdout and stderr appended to `log_path`, after a line
+/// `=== etcd-testkit: <marker>: <command line>` that tells the starts of one
+/// log apart (a member's restarts share its log).
+pub(crate) fn spawn_logged(
+    program: &Path,
+    args: &[OsString],
+    log_path: &Path,
+    marker: &str,
+) -> Result<Child> {
+    let mut log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .map_err(|e| TestkitError::io(format!("opening {}", log_path.display()), e))?;
+    let stderr = log
+        .try_clone()
+        .map_err(|e| TestkitError::io("duplicating the log file handle", e))?;
+    let command_line = args
+        .iter()
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
+    // The marker is a convenience for people reading the log; a failed
+    // write must not fail the start.
+    let _ = writeln!(
+        log,
+        "=== etcd-testkit: {marker}: {} {command_line}",
+        program.display()
+    );
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(stderr);
+    spawn_tied_to_process(command)
+        .map_err(|e| TestkitError::io(format!("spawning {}", program.display()), e))
+}
+
+/// The last `lines` lines of the log file at `path` (empty if unreadable).
+pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
+    let log = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = log.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Whether the log at `path` says a port was taken: some other process bound
+/// it between the kit choosing it and the server binding it.
+pub(crate) fn log_says_port_taken(path: &Path) -> bool {
+    std::fs::read_to_string(path)
+        .map(|log| log.contains("address already in use"))
+        .unwrap_or(false)
 }
 
 /// Makes the child receive `SIGKILL` when the thread that forked it exits.

@@ -92,11 +92,18 @@ impl TlsFiles {
             dir,
             &ca,
             "server",
-            "127.0.0.1",
+            &common_name_subject("127.0.0.1"),
             "extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
         )
         .await?;
-        let client = issue(dir, &ca, "client", DEFAULT_CLIENT_CN, CLIENT_EXTENSIONS).await?;
+        let client = issue(
+            dir,
+            &ca,
+            "client",
+            &common_name_subject(DEFAULT_CLIENT_CN),
+            CLIENT_EXTENSIONS,
+        )
+        .await?;
         Ok(Self {
             dir: dir.to_owned(),
             ca,
@@ -136,19 +143,40 @@ impl TlsFiles {
             &self.dir,
             &self.ca,
             &format!("client-{stem}-{}", serial()),
-            common_name,
+            &common_name_subject(common_name),
+            CLIENT_EXTENSIONS,
+        )
+        .await
+    }
+
+    /// Issues a client certificate *without* a common name, for etcd's gRPC
+    /// proxy: it refuses a certificate with one towards the cluster (with
+    /// `--client-cert-auth` and auth on, the server would take that name as
+    /// the user of every request the proxy forwards).
+    pub(crate) async fn issue_anonymous_client_cert(&self, stem: &str) -> Result<CertKey> {
+        issue(
+            &self.dir,
+            &self.ca,
+            &format!("{stem}-{}", serial()),
+            "/O=etcd-testkit",
             CLIENT_EXTENSIONS,
         )
         .await
     }
 }
 
-/// Makes a key and a certificate in `dir` signed by `ca`, with the given extensions.
+/// An `openssl -subj` naming only a common name.
+fn common_name_subject(common_name: &str) -> String {
+    format!("/CN={}", common_name.replace('/', "\\/"))
+}
+
+/// Makes a key and a certificate for `subject` (an `openssl -subj`) in `dir`
+/// signed by `ca`, with the given extensions.
 async fn issue(
     dir: &Path,
     ca: &CertKey,
     stem: &str,
-    common_name: &str,
+    subject: &str,
     extensions: &str,
 ) -> Result<CertKey> {
     let issued = CertKey {
@@ -162,7 +190,6 @@ async fn issue(
     );
     std::fs::write(&ext, extensions)
         .map_err(|e| TestkitError::io(format!("writing {}", ext.display()), e))?;
-    let subject = format!("/CN={}", common_name.replace('/', "\\/"));
     openssl(&[
         &"req",
         &"-new",

@@ -184,25 +184,5 @@ pub fn is_transport_error(error: &EtcdError) -> bool {
 
 /// Adds `user` with `password`, with read-write access to keys under `prefix`.
 pub async fn add_user(cluster: &Cluster, user: &str, password: &str, prefix: &str) {
-    let role = format!("{user}-role");
-    cluster
-        .etcdctl(&["user", "add", &format!("{user}:{password}")])
-        .await
-        .unwrap();
-    cluster.etcdctl(&["role", "add", &role]).await.unwrap();
-    cluster
-        .etcdctl(&[
-            "role",
-            "grant-permission",
-            &role,
-            "--prefix=true",
-            "readwrite",
-            prefix,
-        ])
-        .await
-        .unwrap();
-    cluster
-        .etcdctl(&["user", "grant-role", user, &role])
-        .await
-        .unwrap();
+    cluster.add_user(user, password, prefix).await.unwrap();
 }
