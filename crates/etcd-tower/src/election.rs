@@ -38,6 +38,7 @@ pub use etcd_tower_core::proto::v3electionpb::{
 
 use crate::bytes::IntoBytes;
 use crate::client::Client;
+use crate::detached::{on_server, waiter_key};
 use crate::kv::KeyValue;
 
 /// The leader's key-values as an election changes hands; see
@@ -75,28 +76,49 @@ impl Client {
     /// Campaigns in the election `name` with `value`, waiting until the
     /// lease `lease_id` holds leadership, however long that takes: the
     /// client-wide deadlines do not cut it short (set one with
-    /// [`Client::with_options`], or wrap the call in `tokio::time::timeout`;
-    /// the server withdraws the campaign when the call is dropped). Returns
-    /// the leader key.
+    /// [`Client::with_options`], or wrap the call in `tokio::time::timeout`).
+    /// Returns the leader key (its `key`: `name`, `/` and the lease ID in
+    /// hex, as in Go's `concurrency` package).
+    ///
+    /// **Cancel-safe**: dropping the future (a `timeout`, a `select!`)
+    /// withdraws the campaign: the candidate's key is removed, so an
+    /// abandoned campaign never becomes leader, and a leadership won just
+    /// as the call was dropped is resigned. The server withdraws a
+    /// cancelled campaign itself, but not when the cancel lands just after
+    /// its put of the key (etcd 3.4 and 3.5 then return without cleaning
+    /// up, and the key stays until the lease ends), so the client finishes
+    /// the job in the background: it lets the call run until the key is on
+    /// the server, then cancels it and deletes the key.
     pub async fn campaign(
         &self,
         name: impl IntoBytes,
         value: impl IntoBytes,
         lease_id: i64,
     ) -> Result<LeaderKey, EtcdError> {
-        let response: pb::CampaignResponse = self
-            .unary_waiting(pb::CampaignRequest {
-                name: name.into_bytes(),
-                lease: lease_id,
-                value: value.into_bytes(),
+        let (name, value) = (name.into_bytes(), value.into_bytes());
+        let key = waiter_key(&name, lease_id);
+        let (campaigning, resigning) = (self.clone(), self.clone());
+        let call = async move {
+            let response: pb::CampaignResponse = campaigning
+                .unary_waiting(pb::CampaignRequest {
+                    name,
+                    lease: lease_id,
+                    value,
+                })
+                .await?;
+            response.leader.ok_or_else(|| {
+                EtcdError::client(
+                    ErrorKind::UnexpectedResponse,
+                    "the campaign answer carries no leader key",
+                )
             })
-            .await?;
-        response.leader.ok_or_else(|| {
-            EtcdError::client(
-                ErrorKind::UnexpectedResponse,
-                "the campaign answer carries no leader key",
-            )
+        };
+        on_server(self, key, call, move |leader: LeaderKey| async move {
+            if let Err(error) = resigning.resign(&leader).await {
+                tracing::debug!(%error, "resigning a leadership nobody took failed; its lease will end it");
+            }
         })
+        .await
     }
 
     /// Publishes a new value as the leader (fails with

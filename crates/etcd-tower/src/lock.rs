@@ -27,22 +27,44 @@ pub use etcd_tower_core::proto::v3lockpb::{LockResponse, UnlockResponse};
 
 use crate::bytes::IntoBytes;
 use crate::client::Client;
+use crate::detached::{on_server, waiter_key};
 
 /// # Lock service
 impl Client {
     /// Acquires the lock `name` for the lease `lease_id`, waiting as long as
     /// it takes: the client-wide deadlines do not cut the wait short (set
     /// one with [`Client::with_options`], or wrap the call in
-    /// `tokio::time::timeout`; the server removes the waiter's key when the
-    /// call is dropped). The answer's `key` owns the lock.
+    /// `tokio::time::timeout`). The answer's `key` owns the lock: `name`,
+    /// `/` and the lease ID in hex, as in Go's `concurrency` package.
+    ///
+    /// **Cancel-safe**: dropping the future (a `timeout`, a `select!`)
+    /// removes the waiter's key, so no later waiter queues behind it, and a
+    /// lock granted just as the call was dropped is unlocked. The server
+    /// removes the key of a cancelled call itself, but not when the cancel
+    /// lands just after its put of the key (etcd 3.4 and 3.5 then return
+    /// without cleaning up, and the key stays until the lease ends), so the
+    /// client finishes the job in the background: it lets the call run
+    /// until the key is on the server, then cancels it and deletes the key.
     pub async fn lock(
         &self,
         name: impl IntoBytes,
         lease_id: i64,
     ) -> Result<LockResponse, EtcdError> {
-        self.unary_waiting(pb::LockRequest {
-            name: name.into_bytes(),
-            lease: lease_id,
+        let name = name.into_bytes();
+        let key = waiter_key(&name, lease_id);
+        let (locking, unlocking) = (self.clone(), self.clone());
+        let call = async move {
+            locking
+                .unary_waiting(pb::LockRequest {
+                    name,
+                    lease: lease_id,
+                })
+                .await
+        };
+        on_server(self, key, call, move |held: LockResponse| async move {
+            if let Err(error) = unlocking.unlock(held.key).await {
+                tracing::debug!(%error, "unlocking a lock nobody took failed; its lease will end it");
+            }
         })
         .await
     }

@@ -11,11 +11,12 @@ use tokio::sync::mpsc;
 
 use super::line::{Caller, Line};
 use super::{
-    abandoned, dir, first_created, is_compacted, session_expired, session_key, wait_deletes,
-    watch_ended, watch_unless_compacted, Session,
+    abandoned, dir, first_created, is_compacted, session_expired, wait_deletes, watch_ended,
+    watch_unless_compacted, Session,
 };
 use crate::bytes::IntoBytes;
 use crate::client::Client;
+use crate::detached::waiter_key;
 use crate::kv::{KeyValue, PutOptions, ResponseHeader};
 use crate::txn::{Compare, CompareOp, Txn, TxnOp, TxnOpResponse};
 use etcd_tower_watch::WatchOptions;
@@ -70,9 +71,10 @@ struct Elected {
 impl Election {
     /// An election named `prefix` (candidates' keys live under `prefix/`).
     pub fn new(session: &Session, prefix: impl IntoBytes) -> Election {
-        let dir = dir(prefix);
+        let prefix = prefix.into_bytes();
+        let dir = dir(&prefix);
         Election {
-            line: Line::new(session, session_key(&dir, session.lease_id())),
+            line: Line::new(session, waiter_key(&prefix, session.lease_id())),
             dir,
             leader_key: None,
             leader_revision: 0,

@@ -39,8 +39,8 @@ use etcd_tower_core::EtcdError;
 use tokio::sync::{Mutex as TurnLock, OwnedMutexGuard};
 
 use super::Session;
-use crate::detached::detached;
 pub(crate) use crate::detached::Caller;
+use crate::detached::{detached, remove_key};
 
 /// How long an abandoned key's removal keeps trying at most; the session's
 /// lease ends the key by itself much sooner unless it is kept alive.
@@ -116,24 +116,10 @@ impl Release {
     /// [`RELEASE_GIVE_UP_AFTER`] has passed.
     async fn run(self) {
         let session = &self.line.session;
-        let client = session.client();
         let give_up = tokio::time::Instant::now() + RELEASE_GIVE_UP_AFTER;
-        let mut pause = Duration::from_millis(50);
-        loop {
-            let error = match client.delete(self.line.key.clone()).await {
-                Ok(_) => return,
-                Err(error) => error,
-            };
-            if !etcd_tower_retry::is_transient(&error) || tokio::time::Instant::now() >= give_up {
-                tracing::warn!(%error, "removing an abandoned recipe key failed; the session's lease will remove it");
-                return;
-            }
-            tracing::debug!(%error, "removing an abandoned recipe key; trying again");
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                _ = session.lost() => return,
-            }
-            pause = (pause * 2).min(Duration::from_secs(1));
-        }
+        let lease_gone = async {
+            session.lost().await;
+        };
+        remove_key(session.client(), self.line.key.clone(), give_up, lease_gone).await;
     }
 }

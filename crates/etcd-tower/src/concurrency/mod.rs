@@ -94,6 +94,7 @@ use futures_util::StreamExt;
 
 use crate::bytes::IntoBytes;
 use crate::client::Client;
+pub(crate) use crate::detached::abandoned;
 use crate::kv::{GetOptions, SortOrder, SortTarget};
 
 /// `prefix` with a trailing `/`.
@@ -103,13 +104,6 @@ pub(crate) fn dir(prefix: impl IntoBytes) -> Bytes {
     dir.put_slice(&prefix);
     dir.put_u8(b'/');
     dir.freeze()
-}
-
-/// The key a session owns under `dir`: the dir and the lease ID in hex.
-pub(crate) fn session_key(dir: &Bytes, lease_id: i64) -> Bytes {
-    let mut key = BytesMut::from(&dir[..]);
-    key.put_slice(format!("{lease_id:x}").as_bytes());
-    key.freeze()
 }
 
 /// The oldest key under a prefix.
@@ -126,12 +120,6 @@ pub(crate) fn session_expired() -> EtcdError {
         ErrorKind::LeaseNotFound,
         "the session expired: its lease is gone",
     )
-}
-
-/// The error a waiting task ends with once its caller has given up (nobody
-/// reads it: it only makes the task remove the key).
-pub(crate) fn abandoned() -> EtcdError {
-    EtcdError::client(ErrorKind::Closed, "the caller stopped waiting")
 }
 
 /// Waits until no key under `dir` created at or before `max_create_revision`

@@ -4,8 +4,9 @@ use bytes::Bytes;
 use etcd_tower_core::EtcdError;
 
 use super::line::{Caller, Line};
-use super::{abandoned, dir, first_created, session_expired, session_key, wait_deletes, Session};
+use super::{abandoned, dir, first_created, session_expired, wait_deletes, Session};
 use crate::bytes::IntoBytes;
+use crate::detached::waiter_key;
 use crate::kv::{PutOptions, ResponseHeader};
 use crate::txn::{Compare, CompareOp, Txn, TxnOp, TxnOpResponse, TxnResponse};
 
@@ -56,9 +57,10 @@ struct Granted {
 impl Mutex {
     /// A lock named `prefix` (its waiters' keys live under `prefix/`).
     pub fn new(session: &Session, prefix: impl IntoBytes) -> Mutex {
-        let dir = dir(prefix);
+        let prefix = prefix.into_bytes();
+        let dir = dir(&prefix);
         Mutex {
-            line: Line::new(session, session_key(&dir, session.lease_id())),
+            line: Line::new(session, waiter_key(&prefix, session.lease_id())),
             dir,
             revision: 0,
             header: None,

@@ -1,6 +1,8 @@
 //! Helpers shared by the facade's integration tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod events;
+
 use std::future::Future;
 use std::time::Duration;
 
