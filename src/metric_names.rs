@@ -257,6 +257,7 @@ pub const fn error_kind_label(kind: &ErrorKind) -> &'static str {
         ErrorKind::FutureRevision => "FutureRevision",
         ErrorKind::NoSpace => "NoSpace",
         ErrorKind::KeyNotFound => "KeyNotFound",
+        ErrorKind::TxnConflict => "TxnConflict",
         ErrorKind::ValueProvided => "ValueProvided",
         ErrorKind::LeaseProvided => "LeaseProvided",
         ErrorKind::InvalidSortOption => "InvalidSortOption",

@@ -57,6 +57,9 @@ pub enum ErrorKind {
     NoSpace,
     /// Key not found (`etcdserver: key not found`).
     KeyNotFound,
+    /// A software transaction (STM) still conflicted with other writers at
+    /// its last allowed attempt; none of its attempts was applied.
+    TxnConflict,
     /// A value was given where none may be (`ignore_value`).
     ValueProvided,
     /// A lease was given where none may be (`ignore_lease`).
@@ -218,6 +221,7 @@ impl fmt::Display for ErrorKind {
             K::FutureRevision => "the requested revision is in the future",
             K::NoSpace => "the database is over its space quota",
             K::KeyNotFound => "the key was not found",
+            K::TxnConflict => "the transaction kept conflicting with other writers",
             K::ValueProvided => "a value was given where none may be (ignore_value)",
             K::LeaseProvided => "a lease was given where none may be (ignore_lease)",
             K::InvalidSortOption => "the sort option is not valid",

@@ -67,7 +67,9 @@ impl TransportBuilder {
     }
 
     /// How long to wait for a TCP (and TLS) connection before trying the
-    /// next endpoint. Default 2 s.
+    /// next endpoint, and then again for the server's first HTTP/2 answer
+    /// (a member that accepts connections but is frozen fails here, having
+    /// been sent nothing). Default 2 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self

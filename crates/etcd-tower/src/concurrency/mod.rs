@@ -1,5 +1,6 @@
 //! Client-side recipes on top of leases, txns and watches, like Go's
-//! `clientv3/concurrency`: [`Session`], [`Mutex`] and [`Election`].
+//! `clientv3/concurrency`: [`Session`], [`Mutex`], [`Election`] and
+//! software transactions ([`Client::stm`](crate::Client::stm), in [`stm`]).
 //!
 //! A [`Session`] is a lease kept alive in the background; what a session
 //! holds (a lock, leadership) ends when the session ends, whether it is
@@ -81,10 +82,12 @@ mod election;
 mod line;
 mod mutex;
 mod session;
+pub mod stm;
 
 pub use election::{Election, ObserveLeader};
 pub use mutex::Mutex;
 pub use session::{Session, DEFAULT_TTL as DEFAULT_SESSION_TTL};
+pub use stm::{Isolation, Stm, StmCommit, StmOptions};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use etcd_tower_core::proto::mvccpb::event::EventType;
