@@ -3,9 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::connection::{Connection, Keepalive};
-use super::connector::Connector;
-use super::endpoint::{parse_endpoint, EndpointSet};
+use super::connection::Keepalive;
+use super::endpoint::EndpointSet;
+use super::reconfigure::Current;
+use super::settings::ConnectionSettings;
 use super::tls::TlsOptions;
 use super::{Limits, Shared, Transport};
 use crate::error::{ErrorKind, EtcdError};
@@ -130,101 +131,32 @@ impl TransportBuilder {
     /// Builds the transport. Connections are made lazily, on first use;
     /// this only checks the configuration. Must run inside a Tokio runtime.
     pub fn build(self) -> Result<Transport, EtcdError> {
-        if self.endpoints.is_empty() {
-            return Err(EtcdError::client(
-                ErrorKind::NoEndpoints,
-                "no etcd endpoint was given",
-            ));
-        }
+        let settings = ConnectionSettings {
+            connect_timeout: self.connect_timeout,
+            keepalive: self.keepalive_interval.map(|interval| Keepalive {
+                interval,
+                timeout: self.keepalive_timeout,
+            }),
+            tls: self.tls,
+        };
+        let connections = settings.connections(&self.endpoints)?;
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(EtcdError::client(
                 ErrorKind::InvalidRequest,
                 "the transport must be built inside a Tokio runtime",
             ));
         }
-        // A client given TLS settings never speaks plaintext: a scheme-less
-        // endpoint is `https://`, and an `http://` one is refused.
-        let default_scheme = if self.tls.is_some() { "https" } else { "http" };
-        let uris = self
-            .endpoints
-            .iter()
-            .map(|text| parse_endpoint(text, default_scheme))
-            .collect::<Result<Vec<_>, _>>()?;
-        if self.tls.is_some() {
-            if let Some(plain) = uris.iter().find(|uri| uri.scheme_str() == Some("http")) {
-                return Err(EtcdError::client(
-                    ErrorKind::InvalidEndpoint,
-                    format!(
-                        "endpoint {plain} is plaintext, but TLS settings were given and a client \
-                         with TLS settings never speaks plaintext: write it as https:// \
-                         (or without a scheme), or drop the TLS settings"
-                    ),
-                ));
-            }
-        }
-        let keepalive = self.keepalive_interval.map(|interval| Keepalive {
-            interval,
-            timeout: self.keepalive_timeout,
-        });
-        let tls = TlsFor::new(self.tls.as_ref(), &uris)?;
-        let mut connections = Vec::with_capacity(uris.len());
-        for uri in uris {
-            let connector = Connector::new(self.connect_timeout, tls.connect(&uri)?);
-            connections.push(Connection::new(uri, connector, keepalive));
-        }
-        Ok(Transport::from_shared(Arc::new(Shared {
+        let limits = Limits {
+            max_send_size: self.max_send_size,
+            max_recv_size: self.max_recv_size,
+            max_txn_ops: self.max_txn_ops,
+        };
+        let shared = Arc::new(Shared {
             endpoints: EndpointSet::new(connections, self.failed_endpoint_backoff),
-            limits: Limits {
-                max_send_size: self.max_send_size,
-                max_recv_size: self.max_recv_size,
-                max_txn_ops: self.max_txn_ops,
-            },
-        })))
-    }
-}
-
-/// The TLS configuration of a transport's endpoints, made once, and only if
-/// an endpoint needs it (loading the system's roots reads files).
-struct TlsFor {
-    #[cfg(feature = "tls")]
-    shared: Option<(TlsOptions, Arc<tokio_rustls::rustls::ClientConfig>)>,
-}
-
-impl TlsFor {
-    fn new(options: Option<&TlsOptions>, uris: &[http::Uri]) -> Result<Self, EtcdError> {
-        let needs_tls = uris.iter().any(|uri| uri.scheme_str() == Some("https"));
-        #[cfg(feature = "tls")]
-        {
-            let shared = match needs_tls {
-                false => None,
-                true => {
-                    let options = options.cloned().unwrap_or_default();
-                    let config = options.client_config()?;
-                    Some((options, config))
-                }
-            };
-            Ok(TlsFor { shared })
-        }
-        #[cfg(not(feature = "tls"))]
-        {
-            if needs_tls || options.is_some() {
-                return Err(super::tls::tls_unavailable(
-                    "an https:// endpoint or TLS settings were given",
-                ));
-            }
-            Ok(TlsFor {})
-        }
-    }
-
-    /// How to open TLS to `uri`: only for `https://` endpoints.
-    fn connect(&self, uri: &http::Uri) -> Result<Option<super::tls::TlsConnect>, EtcdError> {
-        #[cfg(feature = "tls")]
-        if let (Some((options, config)), Some("https")) = (&self.shared, uri.scheme_str()) {
-            return options
-                .connect_to(config, uri.host().unwrap_or_default())
-                .map(Some);
-        }
-        let _ = uri;
-        Ok(None)
+            limits,
+        });
+        Ok(Transport::from_current(Arc::new(Current::new(
+            shared, settings,
+        ))))
     }
 }

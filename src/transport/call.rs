@@ -263,6 +263,10 @@ where
     // that frame's bytes, without copying.
     let mut first: Option<Bytes> = None;
     let mut more: Option<BytesMut> = None;
+    // The whole answer's length, once its prefix is in: a prefix over
+    // `max_recv`, or more bytes than it announced, fail at once, before
+    // the rest is buffered.
+    let mut expected: Option<usize> = None;
     while let Some(chunk) = poll_fn(|cx| poll_chunk(&mut body, cx)).await {
         let chunk = chunk.map_err(lost)?;
         match (&first, &mut more) {
@@ -274,6 +278,21 @@ where
                 more = Some(joined);
             }
             (Some(_), Some(joined)) => joined.extend_from_slice(&chunk),
+        }
+        let received: &[u8] = match (&more, &first) {
+            (Some(joined), _) => joined,
+            (None, Some(first)) => first,
+            (None, None) => &[],
+        };
+        if expected.is_none() {
+            expected = codec::message_len(received, max_recv)
+                .map_err(status)?
+                .map(|len| codec::PREFIX_LEN.saturating_add(len));
+        }
+        if let Some(expected) = expected.filter(|expected| received.len() > *expected) {
+            return Err(status(codec::bad_frame(format!(
+                "a unary response must be one whole message of {expected} bytes; received more"
+            ))));
         }
     }
     let trailers = poll_fn(|cx| body.poll_trailers(cx)).await.map_err(lost)?;

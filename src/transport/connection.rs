@@ -31,7 +31,7 @@ use bytes::Bytes;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use http::uri::{Authority, Scheme};
 use http::Uri;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
 use super::connector::{Connector, Io};
 use crate::error::{ErrorKind, EtcdError};
@@ -67,6 +67,8 @@ pub(crate) struct Connection {
     state: Mutex<State>,
     /// Numbers the connection attempts.
     attempts: AtomicU64,
+    /// The endpoint was removed from the transport: no new connection.
+    retired: AtomicBool,
 }
 
 enum State {
@@ -97,6 +99,13 @@ pub(crate) struct ConnectionInfo {
     /// lease keep-alive, writes rarely and is not counted.
     waiting: AtomicUsize,
     closed: AtomicBool,
+    /// The endpoint was removed: the connection closes once no call waits
+    /// for an answer on it (its streams then fail, and their owners, such
+    /// as the watch engine, reopen them on the endpoints that remain).
+    retired: AtomicBool,
+    /// Wakes the connection task when it is retired, and when, retired,
+    /// its last waiting call is answered.
+    retire: Notify,
 }
 
 impl ConnectionInfo {
@@ -127,6 +136,26 @@ impl ConnectionInfo {
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
+
+    /// No new call may use the connection; it closes once idle.
+    fn retire(&self) {
+        self.close();
+        self.retired.store(true, Ordering::Release);
+        self.retire.notify_one();
+    }
+
+    /// Resolves once the connection is retired and no call waits on it.
+    async fn retired_and_idle(&self) {
+        loop {
+            let notified = self.retire.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.retired.load(Ordering::Acquire) && self.waiting.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// An open call or stream; see [`ConnectionInfo::open`].
@@ -142,7 +171,10 @@ impl ActiveGuard {
     /// longer counts as a call waiting for its answer.
     pub(crate) fn answered(&mut self) {
         if std::mem::take(&mut self.waiting) {
-            self.info.waiting.fetch_sub(1, Ordering::Relaxed);
+            let was = self.info.waiting.fetch_sub(1, Ordering::AcqRel);
+            if was == 1 && self.info.retired.load(Ordering::Relaxed) {
+                self.info.retire.notify_one();
+            }
         }
     }
 }
@@ -177,6 +209,16 @@ impl Connection {
             keepalive,
             state: Mutex::new(State::Idle),
             attempts: AtomicU64::new(0),
+            retired: AtomicBool::new(false),
+        }
+    }
+
+    /// The endpoint was removed: calls already on the connection finish,
+    /// then it closes (see [`ConnectionInfo`]); it is never made again.
+    pub(crate) fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+        if let State::Live(live) = &*lock(&self.state) {
+            live.info.retire();
         }
     }
 
@@ -207,6 +249,11 @@ impl Connection {
                         Err(_) => State::Idle,
                     };
                 }
+                if let (Ok(live), true) = (&result, self.retired.load(Ordering::Acquire)) {
+                    // Removed while connecting: this call may use it, and
+                    // it closes after.
+                    live.info.retire();
+                }
                 return Poll::Ready(result);
             }
             let mut state = lock(&self.state);
@@ -216,6 +263,12 @@ impl Connection {
                 }
                 State::Connecting(number, attempt) => {
                     *waiting = Some(Waiting(*number, attempt.clone()));
+                }
+                State::Idle | State::Live(_) if self.retired.load(Ordering::Acquire) => {
+                    return Poll::Ready(Err(EtcdError::client(
+                        ErrorKind::Connect,
+                        format!("endpoint {} was removed from the client", self.uri),
+                    )));
                 }
                 State::Idle | State::Live(_) => {
                     let number = self.attempts.fetch_add(1, Ordering::Relaxed);
@@ -251,6 +304,8 @@ impl Connection {
             active: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
+            retire: Notify::new(),
         });
         async move {
             let io = connector.connect(&uri, info.clone()).await?;
@@ -375,32 +430,20 @@ async fn drive(
         return;
     }
     let pinger = keepalive.map(|k| (k, ping_pong));
-    let ended = match pinger {
-        None => (&mut connection).await,
-        Some((keepalive, mut ping_pong)) => loop {
-            tokio::select! {
-                ended = &mut connection => break ended,
-                () = tokio::time::sleep(keepalive.interval) => {}
+    let running = async {
+        match pinger {
+            None => (&mut connection).await,
+            Some((keepalive, ping_pong)) => {
+                run_with_keepalive(&mut connection, &info, keepalive, ping_pong, &uri).await
             }
-            if info.active.load(Ordering::Relaxed) == 0 {
-                continue;
-            }
-            if let Err(error) = ping_pong.send_ping(h2::Ping::opaque()) {
-                break Err(error);
-            }
-            let pong = std::future::poll_fn(|cx| ping_pong.poll_pong(cx));
-            tokio::select! {
-                ended = &mut connection => break ended,
-                answer = tokio::time::timeout(keepalive.timeout, pong) => match answer {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(error)) => break Err(error),
-                    Err(_) => {
-                        tracing::warn!(endpoint = %uri, timeout = ?keepalive.timeout, "etcd connection did not answer a keepalive PING; closing it");
-                        break Ok(());
-                    }
-                },
-            }
-        },
+        }
+    };
+    let ended = tokio::select! {
+        ended = running => ended,
+        () = info.retired_and_idle() => {
+            tracing::debug!(endpoint = %uri, "etcd endpoint removed; closing its idle connection");
+            Ok(())
+        }
     };
     info.close();
     match ended {
@@ -409,6 +452,39 @@ async fn drive(
     }
     // Dropping the connection fails every stream still open on it.
     drop(connection);
+}
+
+/// Drives the connection and PINGs it every `keepalive.interval` while
+/// anything is open; ends when it does, or when a PONG is late.
+async fn run_with_keepalive(
+    connection: &mut h2::client::Connection<Io, Bytes>,
+    info: &ConnectionInfo,
+    keepalive: Keepalive,
+    mut ping_pong: h2::PingPong,
+    uri: &Uri,
+) -> Result<(), h2::Error> {
+    loop {
+        tokio::select! {
+            ended = &mut *connection => return ended,
+            () = tokio::time::sleep(keepalive.interval) => {}
+        }
+        if info.active.load(Ordering::Relaxed) == 0 {
+            continue;
+        }
+        ping_pong.send_ping(h2::Ping::opaque())?;
+        let pong = std::future::poll_fn(|cx| ping_pong.poll_pong(cx));
+        tokio::select! {
+            ended = &mut *connection => return ended,
+            answer = tokio::time::timeout(keepalive.timeout, pong) => match answer {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => return Err(error),
+                Err(_) => {
+                    tracing::warn!(endpoint = %uri, timeout = ?keepalive.timeout, "etcd connection did not answer a keepalive PING; closing it");
+                    return Ok(());
+                }
+            },
+        }
+    }
 }
 
 #[cfg(test)]
@@ -422,7 +498,32 @@ mod tests {
             active: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
+            retire: Notify::new(),
         })
+    }
+
+    #[tokio::test]
+    async fn a_retired_connection_is_idle_once_its_last_waiting_call_is_answered() {
+        let info = info();
+        let mut waiting = info.open();
+        let _answered_stream = {
+            let mut stream = info.open();
+            stream.answered();
+            stream
+        };
+        info.retire();
+        assert!(info.is_closed(), "no new call may use it");
+        let idle = info.retired_and_idle();
+        tokio::pin!(idle);
+        assert!(
+            futures_util::poll!(idle.as_mut()).is_pending(),
+            "a call still waits"
+        );
+        waiting.answered();
+        tokio::time::timeout(std::time::Duration::from_secs(1), idle)
+            .await
+            .expect("idle once the waiting call is answered, open streams or not");
     }
 
     #[test]

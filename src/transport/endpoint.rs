@@ -6,6 +6,7 @@
 //! calls already on it notice; the next ones go elsewhere at once.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::Uri;
@@ -64,13 +65,22 @@ pub(crate) struct Slot {
 /// The endpoints, with round-robin choice and failure back-off.
 #[derive(Debug)]
 pub(crate) struct EndpointSet {
-    slots: Box<[Slot]>,
+    /// Shared with the sets that replace this one, for the endpoints they
+    /// keep: a kept endpoint keeps its connection and its back-off.
+    slots: Box<[Arc<Slot>]>,
     next: AtomicUsize,
     epoch: Instant,
     backoff: Duration,
 }
 
 impl Slot {
+    pub(crate) fn new(connection: Connection) -> Arc<Slot> {
+        Arc::new(Slot {
+            connection,
+            down_until_ms: AtomicU64::new(0),
+        })
+    }
+
     pub(crate) fn uri(&self) -> &Uri {
         self.connection.uri()
     }
@@ -78,19 +88,37 @@ impl Slot {
 
 impl EndpointSet {
     pub(crate) fn new(endpoints: Vec<Connection>, backoff: Duration) -> Self {
-        let slots = endpoints
-            .into_iter()
-            .map(|connection| Slot {
-                connection,
-                down_until_ms: AtomicU64::new(0),
-            })
-            .collect();
+        EndpointSet::with_epoch(
+            endpoints.into_iter().map(Slot::new).collect(),
+            backoff,
+            Instant::now(),
+        )
+    }
+
+    /// A set of these slots; `epoch` is that of the set they come from, so
+    /// that their back-off deadlines keep their meaning.
+    pub(crate) fn with_epoch(slots: Vec<Arc<Slot>>, backoff: Duration, epoch: Instant) -> Self {
         EndpointSet {
-            slots,
+            slots: slots.into_boxed_slice(),
             next: AtomicUsize::new(0),
-            epoch: Instant::now(),
+            epoch,
             backoff,
         }
+    }
+
+    /// The slots, for a set that replaces this one.
+    pub(crate) fn slots(&self) -> &[Arc<Slot>] {
+        &self.slots
+    }
+
+    /// When this set's clock started (back-off deadlines count from it).
+    pub(crate) fn epoch(&self) -> Instant {
+        self.epoch
+    }
+
+    /// The back-off of a failed endpoint.
+    pub(crate) fn backoff(&self) -> Duration {
+        self.backoff
     }
 
     pub(crate) fn slot(&self, index: usize) -> &Slot {

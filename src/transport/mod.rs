@@ -60,7 +60,11 @@ mod codec;
 mod connection;
 mod connector;
 mod endpoint;
+#[cfg(test)]
+mod fuzz_tests;
+pub mod reconfigure;
 pub mod route;
+mod settings;
 mod tls;
 
 use std::future::Future;
@@ -78,13 +82,19 @@ use crate::error::{ErrorKind, EtcdError};
 use crate::{EtcdRequest, EtcdResponse};
 use connection::Live;
 use endpoint::EndpointSet;
+use reconfigure::Current;
 
 /// The gRPC transport service; see the [module docs](self).
 ///
 /// Clones share the connections. Each clone keeps its own readiness, as
 /// `tower` requires: a clone must be polled ready before it is called.
 pub struct Transport {
+    /// The endpoint set every clone shares, which may change.
+    current: Arc<Current>,
+    /// This handle's copy of the current set, and its number: calls use
+    /// it, so a call started on a set finishes on it.
     shared: Arc<Shared>,
+    generation: u64,
     /// The connection this handle used last: its endpoint and h2 handle.
     /// It is kept across calls, so that a call opens its stream without
     /// cloning the handle (a clone and its drop each take h2's lock).
@@ -143,18 +153,34 @@ impl Transport {
         TransportBuilder::new(endpoints).build()
     }
 
-    fn from_shared(shared: Arc<Shared>) -> Self {
+    fn from_current(current: Arc<Current>) -> Self {
+        let (shared, generation) = current.load();
         Transport {
+            current,
             shared,
+            generation,
             conn: None,
             ready: None,
             picked: None,
         }
     }
 
-    /// The endpoints, as parsed.
-    pub fn endpoints(&self) -> impl Iterator<Item = &http::Uri> {
-        (0..self.shared.endpoints.len()).map(|i| self.shared.endpoints.slot(i).uri())
+    /// The endpoints, as parsed (the current set, which
+    /// [`set_endpoints`](Self::set_endpoints) may change).
+    pub fn endpoints(&self) -> Vec<http::Uri> {
+        let (shared, _) = self.current.load();
+        (0..shared.endpoints.len())
+            .map(|i| shared.endpoints.slot(i).uri().clone())
+            .collect()
+    }
+
+    /// Takes up a newer endpoint set, if there is one.
+    fn refresh(&mut self) {
+        if self.current.generation() != self.generation {
+            (self.shared, self.generation) = self.current.load();
+            self.conn = None;
+            self.picked = None;
+        }
     }
 }
 
@@ -162,14 +188,14 @@ impl Clone for Transport {
     /// A clone shares the connections but not the readiness reserved by
     /// `poll_ready`: it must be polled ready itself.
     fn clone(&self) -> Self {
-        Transport::from_shared(self.shared.clone())
+        Transport::from_current(self.current.clone())
     }
 }
 
 impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Transport")
-            .field("endpoints", &self.endpoints().collect::<Vec<_>>())
+            .field("endpoints", &self.endpoints())
             .finish_non_exhaustive()
     }
 }
@@ -183,6 +209,7 @@ impl Service<EtcdRequest> for Transport {
         if self.ready.is_some() {
             return Poll::Ready(Ok(()));
         }
+        self.refresh();
         let shared = &self.shared;
         let index = *self.picked.get_or_insert_with(|| shared.endpoints.pick());
         let connection = &shared.endpoints.slot(index).connection;

@@ -99,6 +99,7 @@ pub struct ClientBuilder {
     #[cfg(feature = "metrics")]
     metrics: bool,
     require_leader: bool,
+    auto_sync: Option<Duration>,
     retry: Option<RetryLayer>,
 }
 
@@ -136,6 +137,7 @@ impl ClientBuilder {
             #[cfg(feature = "metrics")]
             metrics: false,
             require_leader: false,
+            auto_sync: None,
             retry: Some(RetryLayer::new()),
         }
     }
@@ -213,6 +215,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Syncs the endpoints from the cluster's member list every `interval`,
+    /// in the background, while a clone of the client lives (Go's
+    /// `AutoSyncInterval`); see [`endpoints`](crate::endpoints). Off by
+    /// default.
+    pub fn auto_sync(mut self, interval: Duration) -> Self {
+        self.auto_sync = Some(interval);
+        self
+    }
+
     /// Asks members to refuse calls (and cancel streams) while they have no
     /// leader, instead of serving possibly stale data or hanging.
     pub fn require_leader(mut self, on: bool) -> Self {
@@ -264,6 +275,7 @@ impl ClientBuilder {
     /// use. Must run inside a Tokio runtime.
     pub fn build(self) -> Result<Client, EtcdError> {
         let transport = self.transport.build()?;
+        let transport_handle = transport.clone();
         let require_leader =
             self.require_leader
                 .then_some(MapRequestLayer::new(|mut request: EtcdRequest| {
@@ -294,7 +306,7 @@ impl ClientBuilder {
             )
             .option_layer(auth)
             .service(transport);
-        Ok(Client::from_service(stack))
+        Ok(Client::from_service(stack).with_transport(transport_handle, self.auto_sync))
     }
 
     /// Builds the client and checks that the cluster answers: one

@@ -1,7 +1,9 @@
 //! The [`Client`]: one cloneable handle over the whole tower stack.
 
 use std::fmt;
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use etcd_tower_core::{
     EtcdError, EtcdRequest, EtcdResponse, RequestBody, TargetEndpoint, Transport,
@@ -11,6 +13,7 @@ use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceExt};
 
 use crate::builder::ClientBuilder;
+use crate::endpoints::AutoSync;
 use crate::options::CallOptions;
 
 /// The stack behind a [`Client`], boxed once at the boundary.
@@ -55,6 +58,10 @@ pub struct Client {
     watch: WatchEngine<BoxEtcdService>,
     /// What this handle's calls carry (see [`Client::with_options`]).
     options: CallOptions,
+    /// The transport, when the builder made it (for its endpoints).
+    transport: Option<Transport>,
+    /// The background endpoint sync, stopped with the last clone.
+    auto_sync: Option<Arc<AutoSync>>,
 }
 
 impl Client {
@@ -120,7 +127,27 @@ impl Client {
             watch: WatchEngine::new(service.clone()),
             service,
             options: CallOptions::default(),
+            transport: None,
+            auto_sync: None,
         }
+    }
+
+    /// The client over the builder's stack, with its transport, syncing
+    /// its endpoints every `auto_sync` if set.
+    pub(crate) fn with_transport(
+        mut self,
+        transport: Transport,
+        auto_sync: Option<Duration>,
+    ) -> Client {
+        self.auto_sync = auto_sync
+            .map(|interval| AutoSync::start(self.service.clone(), transport.clone(), interval));
+        self.transport = Some(transport);
+        self
+    }
+
+    /// The transport the builder made, if any.
+    pub(crate) fn transport_handle(&self) -> Option<&Transport> {
+        self.transport.as_ref()
     }
 
     /// A handle on the same stack, connections and watch engine whose calls

@@ -30,7 +30,7 @@ use std::fmt;
 use etcd_tower_core::proto::etcdserverpb as pb;
 use etcd_tower_core::validate::validate_ttl;
 use etcd_tower_core::{
-    ErrorKind, EtcdError, EtcdRequest, RequestBody, ResponseBody, ResponseStream,
+    Code, ErrorKind, EtcdError, EtcdRequest, RequestBody, ResponseBody, ResponseStream, Sent,
 };
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
@@ -163,6 +163,31 @@ impl Client {
     /// Every lease.
     pub async fn lease_leases(&self) -> Result<LeaseLeasesResponse, EtcdError> {
         self.unary(pb::LeaseLeasesRequest {}).await
+    }
+
+    /// Renews the lease once (Go's `KeepAliveOnce`): opens a keep-alive
+    /// stream, sends one renewal and returns its answer. A lease that has
+    /// expired or was revoked (the server answers TTL 0) fails with
+    /// [`ErrorKind::LeaseNotFound`], as etcd's Go client does.
+    pub async fn lease_keep_alive_once(
+        &self,
+        id: i64,
+    ) -> Result<LeaseKeepAliveResponse, EtcdError> {
+        let (_sender, mut answers) = self.lease_keep_alive(id).await?;
+        match answers.message().await? {
+            Some(answer) if answer.ttl > 0 => Ok(answer),
+            Some(_) => Err(EtcdError::new(
+                ErrorKind::LeaseNotFound,
+                Code::NotFound,
+                format!("lease {id:x} was not renewed: it expired or was revoked"),
+                Sent::Rejected,
+            )),
+            None => Err(EtcdError::client(
+                ErrorKind::ConnectionLost,
+                "the server closed the keep-alive stream before answering",
+            )
+            .with_sent(Sent::MayHaveBeenApplied)),
+        }
     }
 
     /// Opens a keep-alive stream for one lease and renews it once: the

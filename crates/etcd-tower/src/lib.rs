@@ -163,14 +163,15 @@
 //! |---|---|---|
 //! | [KV](kv) | `get`, `put`, `delete`, `compact` (`*_with` for options) | [`GetOptions`], [`PutOptions`], [`DeleteOptions`], [`KeyValue`] |
 //! | [Transactions](txn) | `txn` | [`Txn`], [`Compare`], [`TxnOp`] |
-//! | [Leases](lease) | `lease_grant`, `lease_revoke`, `lease_time_to_live`, `lease_leases`, `lease_keep_alive` | [`LeaseKeeper`] |
+//! | [Leases](lease) | `lease_grant`, `lease_revoke`, `lease_time_to_live`, `lease_leases`, `lease_keep_alive`, `lease_keep_alive_once` | [`LeaseKeeper`] |
 //! | [Auth](auth) | `auth_enable`, `user_*`, `role_*` | [`Permission`] |
 //! | [Cluster](cluster) | `member_*` | |
+//! | [Endpoints](endpoints) | `endpoints`, `set_endpoints`, `sync_endpoints`; [`auto_sync`](ClientBuilder::auto_sync) | |
 //! | [Maintenance](maintenance) | `status`, `alarm_*`, `defragment`, `hash`, `hash_kv`, `snapshot`, `move_leader` | [`SnapshotInfo`] |
 //! | [Per member](per_member) | `defragment_each_member`, `hash_kv_each_member`, `status_each_member`, `move_leader_to`; `at_endpoint` for any call | [`MemberAnswer`](per_member::MemberAnswer), [`CallOptions`] |
 //! | [Lock service](lock) | `lock`, `unlock` | |
 //! | [Election service](election) | `campaign`, `proclaim`, `leader`, `observe`, `resign` | |
-//! | [Recipes](concurrency) | | [`Session`](concurrency::Session), [`Mutex`](concurrency::Mutex), [`Election`](concurrency::Election) |
+//! | [Recipes](concurrency) | `stm` | [`Session`](concurrency::Session), [`Mutex`](concurrency::Mutex), [`Election`](concurrency::Election), [`Stm`](concurrency::Stm) |
 //!
 //! ## Errors
 //!
@@ -186,6 +187,7 @@ mod builder;
 mod bytes;
 mod client;
 mod detached;
+pub mod endpoints;
 mod options;
 
 pub mod auth;

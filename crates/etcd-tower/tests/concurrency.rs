@@ -165,3 +165,35 @@ async fn election_fails_over_when_the_leader_session_dies() {
     })
     .await;
 }
+
+/// Go's `ResumeElection`: a process that restarts with its session's lease
+/// still alive takes its leadership back from the leader key, without
+/// campaigning, and can proclaim and resign; a stale key cannot proclaim.
+#[tokio::test]
+async fn an_election_resumes_from_its_leader_key() {
+    each_version(60, |bin| async move {
+        let (_cluster, client) = single(&bin).await;
+        let session = Session::new(&client).await.unwrap();
+        let mut first = Election::new(&session, "resume/e");
+        first.campaign("v1").await.unwrap();
+        let (key, revision) = (first.key().unwrap().to_vec(), first.revision());
+        drop(first); // the process "restarts"; the lease lives on
+
+        let session = Session::from_lease(&client, session.lease_id())
+            .await
+            .unwrap();
+        let mut resumed = Election::resume(&session, "resume/e", key.clone(), revision);
+        resumed.proclaim("v2").await.unwrap();
+        let leader = resumed.leader().await.unwrap();
+        assert_eq!((leader.key(), leader.value()), (&key[..], &b"v2"[..]));
+        resumed.resign().await.unwrap();
+        let error = resumed.leader().await.unwrap_err();
+        assert_eq!(error.kind(), &ErrorKind::ElectionNoLeader, "{error}");
+
+        // The key is gone: a resumed election on it is not the leader.
+        let mut stale = Election::resume(&session, "resume/e", key, revision);
+        let error = stale.proclaim("v3").await.unwrap_err();
+        assert_eq!(error.kind(), &ErrorKind::ElectionNotLeader, "{error}");
+    })
+    .await;
+}

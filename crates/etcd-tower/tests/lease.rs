@@ -223,3 +223,19 @@ async fn a_dropped_grant_leaves_no_lease() {
     })
     .await;
 }
+
+/// Go's `KeepAliveOnce`: one renewal; a lease that is gone is
+/// `LeaseNotFound`, not an answer with TTL 0.
+#[tokio::test]
+async fn keep_alive_once_renews_or_says_the_lease_is_gone() {
+    each_version(60, |bin| async move {
+        let (_cluster, client) = single(&bin).await;
+        let id = client.lease_grant(30).await.unwrap().id;
+        let answer = client.lease_keep_alive_once(id).await.unwrap();
+        assert_eq!((answer.id, answer.ttl), (id, 30));
+        client.lease_revoke(id).await.unwrap();
+        let error = client.lease_keep_alive_once(id).await.unwrap_err();
+        assert_eq!(error.kind(), &ErrorKind::LeaseNotFound, "{error}");
+    })
+    .await;
+}

@@ -106,7 +106,9 @@ impl Prefix {
     /// the prefix's range (see the [module docs](self)):
     ///
     /// * end empty → `(prefix + key, "")`: one key;
-    /// * key `\0` and end `\0` ("all keys") → `(prefix, range_end())`;
+    /// * key `\0` and end `\0` ("all keys") → `(prefix, range_end())`
+    ///   (with an empty prefix `("\0", "\0")` again: an empty key is refused
+    ///   by etcd);
     /// * end `\0` ("from key") → `(prefix + key, range_end())`;
     /// * otherwise → `(prefix + key, prefix + end)`.
     ///
@@ -116,7 +118,9 @@ impl Prefix {
         if range_end.is_empty() {
             (self.key(key), Bytes::new())
         } else if range_end == NUL {
-            let start = if key == NUL {
+            // With an empty prefix "all keys" stays `("\0", "\0")`: the
+            // bare prefix would be an empty key, which etcd refuses.
+            let start = if key == NUL && !self.0.prefix.is_empty() {
                 self.0.prefix.clone()
             } else {
                 self.key(key)
@@ -417,5 +421,185 @@ mod tests {
                 prefix, key, end, server_key, server_end, candidate
             );
         }
+    }
+
+    // ----- Over every byte, every prefix shape (issue 23: fuzzing) -----
+    //
+    // The properties below widen the one above to all 256 byte values and
+    // to the prefixes at the edges: empty, all-0xff, ending in 0xff. They
+    // run `CASES` cases in a normal `cargo test` (well under a second);
+    // `PROPTEST_CASES=100000 cargo test -p etcd-tower-namespace --lib keys`
+    // runs longer.
+
+    const CASES: u32 = 256;
+
+    fn config() -> ProptestConfig {
+        let mut config = ProptestConfig::with_cases(CASES);
+        if let Some(cases) = std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            config.cases = cases;
+        }
+        config.failure_persistence = None;
+        config
+    }
+
+    /// Prefixes of every shape, the edges most often.
+    fn any_prefix() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            1 => Just(vec![]),
+            1 => (1..4usize).prop_map(|n| vec![0xff; n]),
+            2 => (proptest::collection::vec(any::<u8>(), 1..4), 1..3usize).prop_map(|(mut p, n)| {
+                p.extend(std::iter::repeat_n(0xff, n));
+                p
+            }),
+            2 => bytes_from(&[0x00, 0x01, b'a', 0xfe, 0xff], 1..4),
+            2 => proptest::collection::vec(any::<u8>(), 1..6),
+        ]
+    }
+
+    /// User keys and ends: any bytes, with the special ends often.
+    fn any_key() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            bytes_from(&[0x00, 0x01, b'a', 0xfe, 0xff], 1..4),
+            proptest::collection::vec(any::<u8>(), 1..4),
+        ]
+    }
+
+    fn any_end() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            1 => Just(vec![]),
+            1 => Just(vec![0]),
+            1 => Just(vec![0, 0]),
+            3 => any_key(),
+        ]
+    }
+
+    /// Server keys near the edges of `prefix`'s range: around the prefix
+    /// itself, its range end, and its own prefixes, each followed by a
+    /// short tail.
+    fn candidate_near(prefix: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
+        let end = prefix_range_end(&prefix).to_vec();
+        let mut stems = vec![prefix.clone(), end, vec![]];
+        for cut in 0..prefix.len() {
+            stems.push(prefix[..cut].to_vec());
+            let mut bumped = prefix[..=cut].to_vec();
+            bumped[cut] = bumped[cut].wrapping_add(1);
+            stems.push(bumped);
+            let mut lowered = prefix[..=cut].to_vec();
+            lowered[cut] = lowered[cut].wrapping_sub(1);
+            stems.push(lowered);
+        }
+        (
+            proptest::sample::select(stems),
+            prop_oneof![
+                bytes_from(&[0x00, 0x01, b'a', 0xfe, 0xff], 0..4),
+                proptest::collection::vec(any::<u8>(), 0..4),
+            ],
+        )
+            .prop_map(|(mut stem, tail)| {
+                stem.extend(tail);
+                stem
+            })
+    }
+
+    fn prefix_and_candidate() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
+        any_prefix().prop_flat_map(|p| (Just(p.clone()), candidate_near(p)))
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// `prefix_range_end`'s defining property over every byte:
+        /// `k` starts with `p` iff `p <= k < end(p)` (end `\0`: unbounded).
+        #[test]
+        fn the_range_end_bounds_exactly_the_prefixed_keys(
+            (prefix, candidate) in prefix_and_candidate(),
+        ) {
+            let end = prefix_range_end(&prefix);
+            let in_range = candidate >= prefix && (&end[..] == NUL || candidate[..] < end[..]);
+            prop_assert_eq!(candidate.starts_with(&prefix), in_range, "end {:?}", end);
+            // The end is `\0` exactly when nothing bounds the prefix.
+            prop_assert_eq!(&end[..] == NUL, prefix.iter().all(|&b| b == 0xff));
+        }
+
+        /// The rewritten pair selects exactly the intersection of the
+        /// user's selection (moved under the prefix) with the prefix's
+        /// range, for every prefix shape; and it is a pair etcd accepts:
+        /// the server key is never empty (etcd refuses an empty key).
+        #[test]
+        fn the_rewritten_range_is_the_users_range_inside_the_prefix(
+            (prefix, candidate) in prefix_and_candidate(),
+            key in any_key(),
+            end in any_end(),
+            all in any::<bool>(),
+        ) {
+            let (key, end) = if all { (vec![0], vec![0]) } else { (key, end) };
+            let p = Prefix::new(prefix.clone());
+            let (server_key, server_end) = p.interval(&key, &end);
+            prop_assert!(!server_key.is_empty(), "user ({:?}, {:?})", key, end);
+            let expected = candidate.starts_with(&prefix)
+                && selects(&key, &end, &candidate[prefix.len()..]);
+            prop_assert_eq!(
+                selects(&server_key, &server_end, &candidate),
+                expected,
+                "user ({:?}, {:?}) server ({:?}, {:?})",
+                key, end, server_key, server_end
+            );
+        }
+
+        /// Stripping undoes prefixing, and refuses every key outside.
+        #[test]
+        fn stripping_gives_back_the_users_key(
+            (prefix, server_key) in prefix_and_candidate(),
+            key in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let p = Prefix::new(prefix.clone());
+            let prefixed = p.key(&key);
+            prop_assert_eq!(&prefixed[..prefix.len()], &prefix[..]);
+            let stripped = p.strip(&prefixed);
+            prop_assert_eq!(stripped.as_deref(), Some(&key[..]));
+            let server_key = Bytes::from(server_key);
+            match p.strip(&server_key) {
+                Some(user) => {
+                    prop_assert!(server_key.starts_with(&prefix));
+                    prop_assert_eq!(p.key(&user), server_key);
+                }
+                None => prop_assert!(!server_key.starts_with(&prefix)),
+            }
+        }
+
+        /// Two nested namespaces select what their joined prefix selects.
+        #[test]
+        fn nested_prefixes_select_what_the_joined_prefix_selects(
+            (outer, candidate) in prefix_and_candidate(),
+            inner in any_prefix(),
+            key in any_key(),
+            end in any_end(),
+            all in any::<bool>(),
+        ) {
+            let (key, end) = if all { (vec![0], vec![0]) } else { (key, end) };
+            let joined = [&inner[..], &outer[..]].concat();
+            let candidate = [&inner[..], &candidate[..]].concat();
+            let (k1, e1) = Prefix::new(outer).interval(&key, &end);
+            let (k2, e2) = Prefix::new(inner).interval(&k1, &e1);
+            let (kj, ej) = Prefix::new(joined).interval(&key, &end);
+            prop_assert_eq!(
+                selects(&k2, &e2, &candidate),
+                selects(&kj, &ej, &candidate),
+                "nested ({:?}, {:?}) joined ({:?}, {:?})", k2, e2, kj, ej
+            );
+        }
+    }
+
+    /// Found by the property above: with an empty prefix, "all keys" must
+    /// stay `("\0", "\0")`; `("", "\0")` is an empty key etcd refuses.
+    #[test]
+    fn an_empty_prefix_keeps_all_keys_as_all_keys() {
+        let p = Prefix::new("");
+        assert_eq!(p.interval(b"\0", b"\0"), (b(b"\0"), b(b"\0")));
+        assert_eq!(p.interval(b"k", b"\0"), (b(b"k"), b(b"\0")));
+        assert_eq!(p.interval(b"k", b"m"), (b(b"k"), b(b"m")));
     }
 }

@@ -189,6 +189,9 @@ pub fn prefix_txn(mut t: TxnRequest, prefix: &Prefix) -> Result<TxnRequest, Etcd
 
 fn prefix_txn_mut(t: &mut TxnRequest, prefix: &Prefix) -> Result<(), EtcdError> {
     for c in &mut t.compare {
+        // etcd refuses a compare on an empty key; prefixed, it would
+        // silently compare the bare prefix key instead.
+        require_key(&c.key, "txn compare")?;
         prefix_compare(c, prefix);
     }
     t.success = prefix_ops(std::mem::take(&mut t.success), prefix)?;
@@ -409,6 +412,24 @@ mod tests {
                     request: Some(request_op::Request::RequestTxn(TxnRequest {
                         failure: vec![RequestOp {
                             request: Some(request_op::Request::RequestPut(PutRequest::default())),
+                        }],
+                        ..Default::default()
+                    })),
+                }],
+                ..Default::default()
+            }),
+            // Found by tests/rewrite_model.rs: a compare on an empty key
+            // was prefixed into a compare on the bare prefix key.
+            RequestBody::from(TxnRequest {
+                compare: vec![Compare::default()],
+                ..Default::default()
+            }),
+            RequestBody::from(TxnRequest {
+                failure: vec![RequestOp {
+                    request: Some(request_op::Request::RequestTxn(TxnRequest {
+                        compare: vec![Compare {
+                            range_end: "\0".into(),
+                            ..Default::default()
                         }],
                         ..Default::default()
                     })),

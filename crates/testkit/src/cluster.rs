@@ -189,6 +189,7 @@ impl ClusterBuilder {
             tls,
             jwt,
             auth_enabled: false,
+            next_index: self.members,
             dir,
         };
         for member in &cluster.members {
@@ -207,6 +208,8 @@ pub struct Cluster {
     tls: Option<TlsFiles>,
     jwt: Option<JwtKeys>,
     auth_enabled: bool,
+    /// The index the next added member takes (indexes are never reused).
+    next_index: usize,
     // Last, so that it is removed after the members are dead.
     dir: TempDir,
 }
@@ -403,6 +406,151 @@ impl Cluster {
         }
         tracing::info!(from, to, "moved etcd leader");
         Ok(())
+    }
+
+    /// Adds a member on new ports to the running cluster, as an operator
+    /// replacing a machine does: `etcdctl member add`, then the new member
+    /// starts with `--initial-cluster-state existing` and joins. Returns
+    /// its position in [`members`](Self::members) once it is healthy. Its
+    /// name is `m<n>`, `n` never used before in this cluster.
+    pub async fn add_member(&mut self) -> Result<usize> {
+        let mut attempt = 1;
+        loop {
+            match self.try_add_member().await {
+                Ok(member) => {
+                    self.members.push(member);
+                    return Ok(self.members.len() - 1);
+                }
+                // A port picked for it was taken meanwhile by another
+                // process: take the member out again, and try new ports.
+                Err((error, Some((member, id)))) if attempt < START_ATTEMPTS => {
+                    if !log_says_port_taken(member.log_path()) {
+                        return Err(error);
+                    }
+                    tracing::warn!(attempt, %error, "a port was taken; adding the member on new ports");
+                    if let Err(error) = member.kill() {
+                        tracing::debug!(%error, "the failed member is gone already");
+                    }
+                    self.reconfigure(&["member", "remove", &id]).await?;
+                }
+                Err((error, _)) => return Err(error),
+            }
+            attempt += 1;
+        }
+    }
+
+    /// One attempt of [`add_member`](Self::add_member). A failure after
+    /// the member was added to the cluster comes with it and its id.
+    async fn try_add_member(
+        &mut self,
+    ) -> std::result::Result<Member, (TestkitError, Option<(Member, String)>)> {
+        let template = self
+            .members
+            .first()
+            .map(|member| member.spec().clone())
+            .ok_or_else(|| {
+                (
+                    TestkitError::InvalidState("the cluster has no member".into()),
+                    None,
+                )
+            })?;
+        let index = self.next_index;
+        self.next_index += 1;
+        let ports = (|| Ok((free_port()?, free_port()?, free_port()?)))();
+        let (client_port, peer_port, metrics_port) = ports.map_err(|e| (e, None))?;
+        let name = format!("m{index}");
+        let peer_url = format!("http://127.0.0.1:{peer_port}");
+        let added = self
+            .reconfigure(&["member", "add", &name, &format!("--peer-urls={peer_url}")])
+            .await
+            .map_err(|e| (e, None))?;
+        // "Member 8e9e05c52164694d added to cluster ...": the new id, in hex.
+        let id = added
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned();
+        let initial_cluster = self
+            .members
+            .iter()
+            .map(|member| format!("{}={}", member.name(), member.peer_url()))
+            .chain([format!("{name}={peer_url}")])
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut common_args: Vec<OsString> = template
+            .common_args
+            .iter()
+            .filter(|arg| !arg.to_string_lossy().starts_with("--initial-cluster="))
+            .cloned()
+            .collect();
+        common_args.push(format!("--initial-cluster={initial_cluster}").into());
+        let spec = MemberSpec {
+            index,
+            data_dir: self.dir.path().join(format!("{name}.etcd")),
+            log_path: self.dir.path().join(format!("{name}.log")),
+            client_port,
+            peer_port,
+            metrics_port,
+            common_args,
+            multi_member: true,
+            ..template
+        };
+        let member = Member::new(spec, Arc::clone(&self.ctl));
+        if let Err(error) = member.spawn(Boot::Existing) {
+            return Err((error, Some((member, id))));
+        }
+        if let Err(error) = member.wait_healthy(READY_TIMEOUT).await {
+            return Err((error, Some((member, id))));
+        }
+        tracing::info!(member = %name, client_url = %member.client_url(), "etcd member added");
+        Ok(member)
+    }
+
+    /// Removes the member at `position` from the cluster (`etcdctl member
+    /// remove`, through the other members) and kills its process; it no
+    /// longer appears in [`members`](Self::members) or
+    /// [`endpoints`](Self::endpoints), so later positions shift down.
+    pub async fn remove_member(&mut self, position: usize) -> Result<()> {
+        let member = self.members.get(position).ok_or_else(|| {
+            TestkitError::InvalidState(format!("the cluster has no member at {position}"))
+        })?;
+        let id = format!("{:x}", member.member_id().await?);
+        let others: Vec<String> = self
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != position)
+            .map(|(_, member)| member.client_url())
+            .collect();
+        let endpoints = format!("--endpoints={}", others.join(","));
+        self.reconfigure(&[&endpoints, "member", "remove", &id])
+            .await?;
+        let member = self.members.remove(position);
+        // A removed member shuts itself down; it may be gone already.
+        if let Err(error) = member.kill() {
+            tracing::debug!(member = %member.name(), %error, "removed etcd member already gone");
+        }
+        tracing::info!(member = %member.name(), "etcd member removed");
+        Ok(())
+    }
+
+    /// Runs a membership change with `etcdctl`. etcd refuses one until
+    /// every member has been connected for its health interval (5 s) with
+    /// `unhealthy cluster`, so a cluster just started or just changed is
+    /// asked again until it takes it, within [`READY_TIMEOUT`].
+    async fn reconfigure(&self, args: &[&str]) -> Result<String> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            match self.etcdctl(args).await {
+                Err(error)
+                    if error.to_string().contains("unhealthy cluster")
+                        && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(health::POLL_INTERVAL).await;
+                }
+                done => return done,
+            }
+        }
     }
 
     /// Waits until every running, not stopped member is healthy.

@@ -61,6 +61,11 @@ pub struct Member {
 }
 
 impl Member {
+    /// How the member is started.
+    pub(crate) fn spec(&self) -> &MemberSpec {
+        &self.spec
+    }
+
     pub(crate) fn new(spec: MemberSpec, ctl: Arc<Ctl>) -> Self {
         Self {
             spec,
@@ -149,10 +154,19 @@ impl Member {
         Ok(())
     }
 
-    /// Freezes the process with `SIGSTOP`: its sockets stay open, nothing answers.
+    /// Freezes the process with `SIGSTOP`: its sockets stay open, nothing
+    /// answers. Returns once every thread of the process is stopped (the
+    /// signal is asynchronous: on a loaded machine a request sent right
+    /// after it could otherwise still be answered).
     pub fn stop(&self) -> Result<()> {
         self.signal(Signal::SIGSTOP)?;
         self.stopped.store(true, Ordering::Relaxed);
+        if let Some(pid) = self.pid() {
+            let deadline = std::time::Instant::now() + Duration::from_secs(2);
+            while !all_threads_stopped(pid) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
         Ok(())
     }
 
@@ -345,4 +359,25 @@ impl Member {
     fn process(&self) -> MutexGuard<'_, Option<Child>> {
         self.process.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Whether every thread of process `pid` is in the stopped state (`T`),
+/// read from `/proc/<pid>/task/*/stat`; `true` where `/proc` cannot tell.
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat"))
+            .ok()
+            .and_then(|stat| {
+                // The state follows the command name, which is in parentheses.
+                let after = stat.rsplit_once(')')?.1;
+                after
+                    .split_whitespace()
+                    .next()
+                    .map(|state| state == "T" || state == "t")
+            })
+            .unwrap_or(true)
+    })
 }

@@ -82,6 +82,25 @@ impl Election {
         }
     }
 
+    /// An election already won, resumed from its leader key and that
+    /// key's create revision (Go's `ResumeElection`): after a restart, a
+    /// process whose session's lease is still alive (see
+    /// [`Session::from_lease`](super::Session::from_lease)) takes back its leadership
+    /// without campaigning again, and can [`proclaim`](Self::proclaim) and
+    /// [`resign`](Self::resign). If the key is no longer the leader's, the
+    /// first proclaim fails with [`ErrorKind::ElectionNotLeader`].
+    pub fn resume(
+        session: &Session,
+        prefix: impl IntoBytes,
+        leader_key: impl IntoBytes,
+        leader_revision: i64,
+    ) -> Election {
+        let mut election = Election::new(session, prefix);
+        election.leader_key = Some(leader_key.into_bytes());
+        election.leader_revision = leader_revision;
+        election
+    }
+
     fn client(&self) -> &Client {
         self.line.session().client()
     }

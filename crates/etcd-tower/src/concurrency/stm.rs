@@ -246,11 +246,23 @@ impl Stm {
                 None => attempt.snapshot,
             }
         };
-        let options = match snapshot {
-            Some(revision) => GetOptions::new().revision(revision).serializable(),
-            None => GetOptions::new(),
+        let answer = match snapshot {
+            // A snapshot read is served by the member it reaches, without
+            // consensus; a member that has not applied the snapshot's
+            // revision yet refuses it, and the read goes through consensus
+            // instead, which waits for it.
+            Some(revision) => {
+                let serializable = GetOptions::new().revision(revision).serializable();
+                match self.client.get_with(key.clone(), serializable).await {
+                    Err(error) if error.kind() == &ErrorKind::FutureRevision => {
+                        let options = GetOptions::new().revision(revision);
+                        self.client.get_with(key.clone(), options).await?
+                    }
+                    answer => answer?,
+                }
+            }
+            None => self.client.get_with(key.clone(), GetOptions::new()).await?,
         };
-        let answer = self.client.get_with(key.clone(), options).await?;
         let mut attempt = self.attempt();
         // Two reads of one key raced: the first answer stays.
         if let Some(read) = attempt.reads.get(&key) {
