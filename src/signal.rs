@@ -6,6 +6,9 @@
 //! denial, and it does so from these structural signals, never from the
 //! server's message text.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 /// Which auth token a call or stream was sent with.
 ///
 /// A number that grows each time the auth layer obtains a new token. The
@@ -30,3 +33,47 @@ pub struct ReportTokenGeneration;
 /// ignores it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RenewToken(pub TokenGeneration);
+
+/// The generation of the token the auth layer holds *now*, readable at any
+/// time.
+///
+/// A stream's [`TokenGeneration`] says which token it was opened with; this
+/// says which token a stream opened now would carry. The auth layer puts a
+/// clone of its cell into the response extensions of every stream it opens
+/// (beside the stream's `TokenGeneration`) and advances it whenever it
+/// obtains a token, whichever call caused the login. The watch engine keeps
+/// the cell: before it sends a create on an open stream, or when the server
+/// refuses one, a stream whose token has been replaced meanwhile (it
+/// expired, and a unary call logged in again) is re-opened at once with the
+/// current token, instead of collecting a refusal and probing it. A stack
+/// without an auth layer puts none.
+///
+/// ```
+/// use etcd_tower_core::signal::{CurrentTokenGeneration, TokenGeneration};
+///
+/// let cell = CurrentTokenGeneration::default();
+/// let seen_by_engine = cell.clone();
+/// cell.advance(TokenGeneration(2));
+/// cell.advance(TokenGeneration(1)); // never moves back
+/// assert_eq!(seen_by_engine.get(), TokenGeneration(2));
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct CurrentTokenGeneration(Arc<AtomicU64>);
+
+impl CurrentTokenGeneration {
+    /// A cell holding `generation`.
+    pub fn new(generation: TokenGeneration) -> Self {
+        CurrentTokenGeneration(Arc::new(AtomicU64::new(generation.0)))
+    }
+
+    /// The generation of the token held now.
+    pub fn get(&self) -> TokenGeneration {
+        TokenGeneration(self.0.load(Ordering::Acquire))
+    }
+
+    /// Records that a token of `generation` is now held; a smaller value
+    /// than the current one is ignored.
+    pub fn advance(&self, generation: TokenGeneration) {
+        self.0.fetch_max(generation.0, Ordering::AcqRel);
+    }
+}

@@ -170,8 +170,9 @@ where
     }
 }
 
-/// Tags a successful response with the token generation it was sent with,
-/// and watches a stream's errors for a token rejection.
+/// Tags a successful response with the token generation it was sent with
+/// (and a stream with the layer's current generation, which follows later
+/// logins), and watches a stream's errors for a token rejection.
 pub(crate) fn finish(
     mut response: EtcdResponse,
     shared: &Arc<Shared>,
@@ -182,6 +183,9 @@ pub(crate) fn finish(
         response.extensions.insert(TokenGeneration(generation));
     }
     if response.rpc().is_streaming() {
+        response
+            .extensions
+            .insert(shared.current_generation().clone());
         watch_streams(&mut response, shared, generation);
     }
     response

@@ -81,13 +81,21 @@
 //! client's attempted fix compared that text; it was reverted, because the
 //! text is not a contract and differs across versions.
 //!
-//! This crate and the watch engine (`etcd-tower-watch`) solve it with two
+//! This crate and the watch engine (`etcd-tower-watch`) solve it with
 //! structural signals from [`etcd_tower_core::signal`], and no message
 //! text at all:
 //!
-//! 1. **Which token a stream carries.** Every stream the layer opens has a
+//! 1. **Which token a stream carries, and which one is current.** Every
+//!    stream the layer opens has a
 //!    [`TokenGeneration`](etcd_tower_core::signal::TokenGeneration) in its
 //!    response extensions: the generation of the token it was opened with.
+//!    Beside it is the layer's
+//!    [`CurrentTokenGeneration`](etcd_tower_core::signal::CurrentTokenGeneration),
+//!    a cell that follows every later login, whichever call caused it. When
+//!    a unary call has replaced an expired token, the engine sees that its
+//!    stream's token is older before it sends a create there, and re-opens
+//!    the stream at once with the current token: the create is never
+//!    refused, and nothing needs a probe.
 //! 2. **Whether that token is still the current one, decided by status
 //!    code.** When a create is rejected, the engine sends one probe through
 //!    the stack: a count-only `Range` on the watcher's key, with

@@ -11,7 +11,9 @@ use etcd_tower_core::proto::etcdserverpb::{
     AuthenticateRequest, AuthenticateResponse, PutRequest, RangeRequest, RangeResponse,
     WatchRequest, WatchResponse,
 };
-use etcd_tower_core::signal::{RenewToken, ReportTokenGeneration, TokenGeneration};
+use etcd_tower_core::signal::{
+    CurrentTokenGeneration, RenewToken, ReportTokenGeneration, TokenGeneration,
+};
 use etcd_tower_core::{
     Code, ErrorKind, EtcdError, EtcdRequest, EtcdResponse, RequestBody, ResponseBody, Rpc, Sent,
 };
@@ -330,6 +332,36 @@ async fn a_wrong_password_is_an_error_not_a_loop() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_login_without_a_connection_is_a_connection_failure_not_a_refusal() {
+    let fake = Fake::default();
+    let unreachable = EtcdError::new(
+        ErrorKind::Connect,
+        Code::Unavailable,
+        "cannot connect: connection refused",
+        Sent::NotSent,
+    );
+    fake.state.lock().unwrap().refuse_login = Some(unreachable);
+    let mut client = client(&fake);
+
+    // The caller learns that no connection could be made, not that the
+    // credentials were refused.
+    let error = call(&mut client, range()).await.unwrap_err();
+    assert_eq!(error.kind(), &ErrorKind::Connect, "{error}");
+    assert_eq!(error.sent(), Sent::NotSent);
+    // Nothing is remembered against the credentials: the next call (no
+    // time has passed) tries to log in again, and succeeds once the server
+    // answers.
+    assert_eq!(
+        call(&mut client, range()).await.unwrap_err().kind(),
+        &ErrorKind::Connect
+    );
+    assert_eq!(fake.logins(), 2);
+    fake.state.lock().unwrap().refuse_login = None;
+    call(&mut client, range()).await.unwrap();
+    assert_eq!(fake.logins(), 3);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_password_changed_under_a_live_client_fails_once_per_backoff() {
     let fake = Fake::default();
     let mut client = client(&fake);
@@ -462,6 +494,33 @@ async fn streams_and_asking_calls_report_their_token_generation() {
         Some(&TokenGeneration(2))
     );
     assert_eq!(fake.last_token().as_deref(), Some("t2"));
+}
+
+#[tokio::test]
+async fn streams_carry_the_current_generation_which_follows_later_logins() {
+    let fake = Fake::default();
+    let mut client = client(&fake);
+    let response = call(&mut client, watch()).await.unwrap();
+    let current = response
+        .extensions
+        .get::<CurrentTokenGeneration>()
+        .expect("a stream carries the layer's current generation")
+        .clone();
+    assert_eq!(current.get(), TokenGeneration(1));
+
+    // A unary call (not the stream) meets the expiry and logs in again:
+    // the stream's holder learns of it without any call of its own.
+    fake.expire_all();
+    call(&mut client, range()).await.unwrap();
+    assert_eq!(current.get(), TokenGeneration(2));
+    assert_eq!(client.token_generation(), TokenGeneration(2));
+
+    // Unary calls carry no cell.
+    let response = call(&mut client, range()).await.unwrap();
+    assert!(response
+        .extensions
+        .get::<CurrentTokenGeneration>()
+        .is_none());
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use etcd_tower_core::metric_names as names;
 use etcd_tower_core::proto::etcdserverpb::{AuthenticateRequest, AuthenticateResponse};
+use etcd_tower_core::signal::{CurrentTokenGeneration, TokenGeneration};
 use etcd_tower_core::{AuthToken, Code, ErrorKind, EtcdError, EtcdRequest, EtcdResponse, Sent};
 use tokio::time::Instant;
 use tower_service::Service;
@@ -84,6 +85,9 @@ pub(crate) struct Shared {
     credentials: Credentials,
     settings: Settings,
     state: Mutex<TokenState>,
+    /// The generation of `state.token`, published to the watch engine
+    /// through every stream's response extensions.
+    current: CurrentTokenGeneration,
     /// Held for the whole of a refresh: the single flight.
     refresh: tokio::sync::Mutex<()>,
 }
@@ -134,6 +138,7 @@ impl Shared {
                 refresh_at: None,
                 failure: None,
             }),
+            current: CurrentTokenGeneration::default(),
             refresh: tokio::sync::Mutex::new(()),
         }
     }
@@ -166,6 +171,12 @@ impl Shared {
     /// The current generation (0 before the first login).
     pub(crate) fn generation(&self) -> u64 {
         self.lock().generation
+    }
+
+    /// The cell that follows the current generation (see
+    /// [`CurrentTokenGeneration`]).
+    pub(crate) fn current_generation(&self) -> &CurrentTokenGeneration {
+        &self.current
     }
 
     /// A stream opened with `generation` failed with a token error: the
@@ -232,6 +243,7 @@ impl Shared {
                 state.token = token;
                 state.usable = true;
                 state.failure = None;
+                self.current.advance(TokenGeneration(state.generation));
                 tracing::debug!(
                     generation = state.generation,
                     jwt = state.refresh_at.is_some(),

@@ -131,7 +131,7 @@ async fn concurrent_transfers_keep_the_books() {
                 worker.await.unwrap();
             }
             // The books: 100 each, plus what the markers moved.
-            let mut expected = vec![100i64; ACCOUNTS];
+            let mut expected = [100i64; ACCOUNTS];
             let markers = client
                 .get_with(
                     format!("{prefix}done/"),

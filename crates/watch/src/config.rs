@@ -19,6 +19,7 @@ pub struct WatchConfig {
     pub(crate) buffer: usize,
     pub(crate) backoff_initial: Duration,
     pub(crate) backoff_max: Duration,
+    pub(crate) reconnect_max: Duration,
     pub(crate) backoff_reset_after: Duration,
     pub(crate) open_timeout: Duration,
     pub(crate) probe_timeout: Duration,
@@ -30,6 +31,7 @@ impl Default for WatchConfig {
             buffer: 1024,
             backoff_initial: Duration::from_millis(20),
             backoff_max: Duration::from_secs(2),
+            reconnect_max: Duration::from_millis(100),
             backoff_reset_after: Duration::from_secs(5),
             open_timeout: Duration::from_secs(10),
             probe_timeout: Duration::from_secs(5),
@@ -47,14 +49,32 @@ impl WatchConfig {
 
     /// The delay before re-opening a broken stream: `initial`, doubled
     /// after each consecutive failure, at most `max`. Default 20 ms to 2 s.
+    /// The sequence starts again once the server confirms a create on the
+    /// new stream.
     pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.backoff_initial = initial.max(Duration::from_millis(1));
         self.backoff_max = max.max(self.backoff_initial);
         self
     }
 
+    /// The longest delay between re-opens while no server can be reached at
+    /// all (every endpoint refused the connection or never answered
+    /// HTTP/2, so nothing was sent). Default 100 ms; never more than the
+    /// back-off's `max`.
+    ///
+    /// Such attempts cost the servers nothing, and this cap is what bounds
+    /// how late watchers resume once a restarted member answers again (a
+    /// member that is starting accepts connections before it answers, and
+    /// an attempt made then completes as soon as it does). Raise it to make
+    /// many clients of an unreachable cluster knock less often.
+    pub fn reconnect_max(mut self, max: Duration) -> Self {
+        self.reconnect_max = max.max(Duration::from_millis(1));
+        self
+    }
+
     /// How long a stream must have worked before the back-off starts again
-    /// from its initial delay. Default 5 s.
+    /// from its initial delay, for a stream on which no create was
+    /// confirmed. Default 5 s.
     pub fn backoff_reset_after(mut self, healthy: Duration) -> Self {
         self.backoff_reset_after = healthy;
         self

@@ -46,12 +46,20 @@
 //!
 //! **One stream, many watchers.** Watchers are grouped as etcd's Go client
 //! groups them, by `require_leader`: each group has one gRPC stream, owned
-//! by one task. Watchers are told apart by `watch_id`; the engine assigns
-//! every id itself, starting at 1 and never reusing one, and gives each
-//! re-creation of a watcher a fresh id, so that a late message for an old
-//! incarnation is recognised and dropped. Creates are answered in order, so
-//! each answer is matched to the oldest pending create (this also matches
-//! refusals that carry `watch_id = -1`). Dropping a [`Watcher`] sends a
+//! by one task. Watchers are told apart by `watch_id`. Each create asks for
+//! an id of the engine's own, starting at 1 and never reused (each
+//! re-creation of a watcher asks for a fresh one, so that a late message for
+//! an old incarnation is recognised and dropped), but the watcher takes the
+//! id its create's answer gives: etcd's members echo the requested id,
+//! etcd's gRPC proxy numbers watches itself. Creates are answered in order,
+//! so each answer is matched to the oldest pending create (this also
+//! matches refusals that carry `watch_id = -1`); creates go back to back
+//! while the server echoes ids, and one at a time once it has shown it
+//! picks its own, because a proxy may then answer them out of order. An
+//! answer that fits no create re-opens the stream, a bounded number of
+//! times in a row, after which the stream's watchers end with an
+//! [`ErrorKind::UnexpectedResponse`](etcd_tower_core::ErrorKind::UnexpectedResponse)
+//! error instead of being resumed forever. Dropping a [`Watcher`] sends a
 //! cancel; the stream is closed when its last watcher goes; the tasks end
 //! when the engine and every watcher are gone.
 //!
@@ -60,8 +68,15 @@
 //! keepalive, a member without a leader cancelling a `require_leader`
 //! stream), the engine re-opens it through the service (the transport
 //! chooses the next healthy endpoint) after a bounded exponential back-off
-//! (20 ms doubling to 2 s by default, reset after a healthy period, never a
-//! tight loop), and re-creates every watcher from its *next revision*. How
+//! (20 ms doubling to 2 s by default, never a tight loop; it starts again
+//! once the server confirms a create on the new stream), and re-creates
+//! every watcher from its *next revision*. While no server can be reached
+//! at all (connections refused, no HTTP/2 answer: nothing was sent), the
+//! delay stops growing at [`WatchConfig::reconnect_max`] (100 ms): such
+//! attempts cost the servers nothing, and it bounds how late watchers
+//! resume once a restarted member answers again. A re-open because the
+//! stream's token was replaced is not a failure and has no delay at all
+//! (see the auth section below). How
 //! the next revision is kept is explained in the `revision` module: one
 //! past the last delivered event's `mod_revision`; one past the created
 //! header's revision only for a watcher that started at "now"; one past a
@@ -121,19 +136,27 @@
 //!    ends with a typed `PermissionDenied` error (or its `watch()` fails),
 //!    nothing else changes. The probe succeeds with a *different*
 //!    generation: the stream's token is stale; the engine re-opens the
-//!    stream (the auth layer attaches its current token) and resumes every
-//!    watcher, the refused one included, from its next revision. The probe
+//!    stream at once, without back-off (the auth layer attaches its current
+//!    token), and resumes every watcher, the refused one included, from its
+//!    next revision. The probe
 //!    succeeds with the *same* generation (or none on both sides): the
 //!    stream's token is valid, so the refusal was a real denial. Any other
 //!    probe failure is treated as a stream fault (re-open with back-off).
-//! 4. Before sending a new create on a stream, the engine compares the
-//!    stream's generation with the newest one it knows of; if the stream's
-//!    is older, it re-opens the stream first instead of collecting a
-//!    refusal.
+//! 4. Before sending a new create on a stream, and when a create is
+//!    refused, the engine compares the stream's generation with the newest
+//!    one it knows of: from its probes, and from the auth layer's
+//!    `CurrentTokenGeneration`, which every stream carries and which
+//!    follows logins caused by any call (a unary call that met the expired
+//!    token, a JWT replaced ahead of its expiry). If the stream's is older,
+//!    it re-opens the stream at once with the current token instead of
+//!    collecting a refusal: a new watch after a refresh is created in one
+//!    round trip. These re-opens cannot loop: each carries a newer token
+//!    than the stream it replaces.
 //!
-//! Because the engine assigns every watch id itself and never uses 0, it is
-//! also immune to the etcd 3.5.1 bug where a refused create that asked for
-//! no id makes the server drop the healthy watcher 0.
+//! Because every create asks for an id of the engine's own, never 0, a
+//! member (which echoes it) is also immune to the etcd 3.5.1 bug where a
+//! refused create that asked for no id makes the server drop the healthy
+//! watcher 0.
 //!
 //! # Metrics
 //!
@@ -147,6 +170,7 @@ mod backoff;
 mod config;
 mod engine;
 mod fragment;
+mod ids;
 mod options;
 mod probe;
 mod queue;

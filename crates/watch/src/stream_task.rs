@@ -19,15 +19,18 @@
 //!
 //! A stream fault moves every `Creating`, `Active` and `Rejected` watcher
 //! back to `Unsent`; they are created again, from their next revision, on
-//! the next stream. Every incarnation of a watcher gets a fresh watch id
-//! (never 0, never reused), so a late message for an old incarnation can
-//! never be mistaken for the new one.
+//! the next stream. `Creating` holds the id the create asked for, `Active`
+//! the id the server gave (see [`ids`](crate::ids): etcd's gRPC proxy picks
+//! its own); only `Active` ids are looked up, cancelled and matched to
+//! events. Every incarnation of a watcher asks for a fresh id (never 0,
+//! never reused), so with a member, which echoes it, a late message for an
+//! old incarnation can never be mistaken for the new one.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -39,7 +42,7 @@ use etcd_tower_core::proto::etcdserverpb::{
     watch_request::RequestUnion, ResponseHeader, WatchCancelRequest, WatchProgressRequest,
     WatchRequest, WatchResponse,
 };
-use etcd_tower_core::signal::TokenGeneration;
+use etcd_tower_core::signal::{CurrentTokenGeneration, TokenGeneration};
 use etcd_tower_core::{
     Code, ErrorKind, EtcdError, EtcdRequest, EtcdResponse, RequestBody, ResponseBody,
     ResponseStream, Sent,
@@ -50,9 +53,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, Sleep};
 use tower::{Service, ServiceExt};
 
-use crate::backoff::Backoff;
+use crate::backoff::{Backoff, Failure};
 use crate::config::WatchConfig;
 use crate::fragment::Fragments;
+use crate::ids::{self, Answer, FaultCount, IdMode, PendingCreates};
 use crate::options::WatchOptions;
 use crate::probe::{self, ProbeFuture, ProbeOutcome, Verdict};
 use crate::queue::{Pushed, Queue};
@@ -69,6 +73,9 @@ pub(crate) struct Shared {
     pub(crate) config: WatchConfig,
     /// The newest token generation seen, plus one; 0 when none was seen.
     generation: AtomicU64,
+    /// The auth layer's current generation, from the first stream that
+    /// carried it (see [`CurrentTokenGeneration`]).
+    current: OnceLock<CurrentTokenGeneration>,
     next_key: AtomicU64,
 }
 
@@ -77,16 +84,27 @@ impl Shared {
         Shared {
             config,
             generation: AtomicU64::new(0),
+            current: OnceLock::new(),
             next_key: AtomicU64::new(1),
         }
     }
 
-    /// The newest token generation the engine has seen (from a probe or a
-    /// stream), if any.
+    /// The newest token generation the engine knows of (from a probe, a
+    /// stream, or the auth layer's current one), if any.
     pub(crate) fn known_generation(&self) -> Option<TokenGeneration> {
-        match self.generation.load(Ordering::Acquire) {
+        let seen = match self.generation.load(Ordering::Acquire) {
             0 => None,
             n => Some(TokenGeneration(n - 1)),
+        };
+        let current = self.current.get().map(CurrentTokenGeneration::get);
+        seen.max(current)
+    }
+
+    /// Keeps the auth layer's current-generation cell (the first one seen:
+    /// an engine has one service stack).
+    fn learn_current(&self, current: &CurrentTokenGeneration) {
+        if self.current.get().is_none() {
+            let _ = self.current.set(current.clone());
         }
     }
 
@@ -116,9 +134,9 @@ pub(crate) enum Command {
 enum Phase {
     /// Needs a create on the current (or next) stream.
     Unsent,
-    /// Create sent with this id, not answered yet.
+    /// Create sent asking for this id, not answered yet.
     Creating(i64),
-    /// Created on the server with this id.
+    /// Created on the server with this id (the one its answer gave).
     Active(i64),
     /// Cancelled on the server because its buffer was full; waits for its
     /// consumer to drain the buffer.
@@ -160,8 +178,8 @@ struct Link {
     outbound: mpsc::UnboundedSender<WatchRequest>,
     /// A progress request is queued and not yet taken by the transport.
     progress_queued: Arc<AtomicBool>,
-    /// Creates sent and not yet answered, in order: `(watch id, watcher)`.
-    pending: VecDeque<(i64, u64)>,
+    /// Creates sent and not yet answered, in order.
+    pending: PendingCreates,
     fragments: Fragments,
     /// The token generation the stream was opened with.
     generation: Option<TokenGeneration>,
@@ -266,7 +284,7 @@ pub(crate) struct StreamTask<S> {
     notes: mpsc::UnboundedReceiver<Note>,
     notes_tx: mpsc::UnboundedSender<Note>,
     watchers: HashMap<u64, Entry>,
-    /// Server watch id of the current incarnation -> watcher.
+    /// Server watch id of each `Active` watcher -> watcher.
     by_id: HashMap<i64, u64>,
     /// Watchers that went `Unsent`, in order (entries may be stale).
     to_create: VecDeque<u64>,
@@ -281,6 +299,12 @@ pub(crate) struct StreamTask<S> {
     /// Why the stream is being re-opened (the `reason` of the resume
     /// metric), until the new stream is open.
     resume_reason: Option<&'static str>,
+    /// Whose watch ids the server uses, as learned from its answers.
+    ids: IdMode,
+    /// Answers that fit no create, in a row.
+    protocol_faults: FaultCount,
+    /// The last failure was "cannot connect", already logged at info.
+    unreachable_logged: bool,
 }
 
 impl<S> StreamTask<S>
@@ -298,6 +322,7 @@ where
         let backoff = Backoff::new(
             shared.config.backoff_initial,
             shared.config.backoff_max,
+            shared.config.reconnect_max,
             shared.config.backoff_reset_after,
         );
         StreamTask {
@@ -318,6 +343,9 @@ where
             probe: None,
             probe_waiting: VecDeque::new(),
             resume_reason: None,
+            ids: IdMode::Echoed,
+            protocol_faults: FaultCount::default(),
+            unreachable_logged: false,
         }
     }
 
@@ -423,12 +451,13 @@ where
             Conn::Waiting(_) => {}
             Conn::Idle => self.open(),
             Conn::Opening { .. } => self.send_creates(),
-            Conn::Open { link, .. } => {
-                if self.shared.known_generation() > link.generation {
-                    // A probe learned of a newer token: creates on this
-                    // stream would be refused. Re-open first.
-                    tracing::info!("watch stream token is older than the current one; re-opening");
-                    self.restart(RESUME_AUTH);
+            Conn::Open { .. } => {
+                // A newer token exists (a unary call or a probe logged in
+                // again): creates on this stream could be refused. Re-open
+                // with the current token first, in the same round trip as
+                // the creates.
+                if self.reopen_if_token_replaced() {
+                    self.open();
                 } else {
                     self.send_creates();
                 }
@@ -477,7 +506,7 @@ where
             link: Link {
                 outbound,
                 progress_queued,
-                pending: VecDeque::new(),
+                pending: PendingCreates::default(),
                 fragments: Fragments::default(),
                 generation: None,
             },
@@ -497,13 +526,17 @@ where
         }
     }
 
-    /// Sends a create for every `Unsent` watcher.
+    /// Sends a create for every `Unsent` watcher; only one at a time (the
+    /// next once it is answered) to a server that picks its own ids.
     fn send_creates(&mut self) {
         let link = match &mut self.conn {
             Conn::Opening { link, .. } | Conn::Open { link, .. } => link,
             Conn::Idle | Conn::Waiting(_) => return,
         };
-        while let Some(key) = self.to_create.pop_front() {
+        while link.pending.may_send(self.ids) {
+            let Some(key) = self.to_create.pop_front() else {
+                break;
+            };
             let Some(entry) = self.watchers.get_mut(&key) else {
                 continue;
             };
@@ -515,8 +548,7 @@ where
             entry.phase = Phase::Creating(id);
             let create = entry.options.create_request(id, entry.next.resume_from());
             link.send(RequestUnion::CreateRequest(create));
-            link.pending.push_back((id, key));
-            self.by_id.insert(id, key);
+            link.pending.sent(id, key);
         }
     }
 
@@ -547,15 +579,46 @@ where
 
     /// Drops the stream and re-opens it after the back-off delay; `reason`
     /// is [`RESUME_DISCONNECTED`] or [`RESUME_AUTH`].
-    fn restart(&mut self, reason: &'static str) {
+    fn restart(&mut self, reason: &'static str, failure: Failure) {
         let healthy_for = self.healthy_for();
+        self.note_resume(reason);
+        self.drop_stream();
+        let delay = self.backoff.next_delay(healthy_for, failure);
+        tracing::debug!(?delay, "re-opening the watch stream after a delay");
+        self.conn = Conn::Waiting(Box::pin(tokio::time::sleep(delay)));
+    }
+
+    /// Counts the coming re-open as a resume if a watcher is to be resumed
+    /// (not only created for the first time).
+    fn note_resume(&mut self, reason: &'static str) {
         if self.watchers.values().any(|entry| entry.reply.is_none()) {
             self.resume_reason.get_or_insert(reason);
         }
+    }
+
+    /// Re-opens the stream at once, without back-off, if its token is
+    /// older than the newest one known; returns whether it did.
+    ///
+    /// A stream with a replaced token is not a failure: the server refuses
+    /// (or would refuse) its creates because the token it was opened with
+    /// is gone, and a stream opened now carries the current one. This
+    /// cannot loop: every such re-open carries a newer token than the
+    /// stream it replaces, and a refusal on a stream with the newest token
+    /// goes through the probe, whose re-checks do back off.
+    fn reopen_if_token_replaced(&mut self) -> bool {
+        let Some(stream_generation) = self.link().map(|link| link.generation) else {
+            return false;
+        };
+        if self.shared.known_generation() <= stream_generation {
+            return false;
+        }
+        tracing::info!(
+            "the watch stream's token was replaced; re-opening at once with the current one"
+        );
+        self.note_resume(RESUME_AUTH);
+        // Idle: the next reconcile opens the new stream.
         self.drop_stream();
-        let delay = self.backoff.next_delay(healthy_for);
-        tracing::debug!(?delay, "re-opening the watch stream after a delay");
-        self.conn = Conn::Waiting(Box::pin(tokio::time::sleep(delay)));
+        true
     }
 
     /// The stream failed: re-open with back-off, or end every watcher if
@@ -563,16 +626,52 @@ where
     fn fault(&mut self, error: EtcdError) {
         if is_permanent(&error) {
             tracing::warn!(%error, "watch stream failed for good; ending its watchers");
-            self.drop_stream();
-            self.resume_reason = None;
-            let keys: Vec<u64> = self.watchers.keys().copied().collect();
-            for key in keys {
-                self.end_watcher(key, error.clone());
-            }
-            return;
+            return self.end_all(error);
         }
-        tracing::info!(%error, watchers = self.watchers.len(), "watch stream broke; resuming");
-        self.restart(RESUME_DISCONNECTED);
+        // No endpoint could be reached: nothing was sent (see `backoff`).
+        let failure = if *error.kind() == ErrorKind::Connect {
+            Failure::Unreachable
+        } else {
+            Failure::Reached
+        };
+        if failure == Failure::Unreachable && self.unreachable_logged {
+            // Retried often while the servers are away: said once.
+            tracing::debug!(%error, "watch stream still cannot connect; retrying");
+        } else {
+            tracing::info!(%error, watchers = self.watchers.len(), "watch stream broke; resuming");
+        }
+        self.unreachable_logged = failure == Failure::Unreachable;
+        self.restart(RESUME_DISCONNECTED, failure);
+    }
+
+    /// The server sent something that fits no request: re-open with
+    /// back-off, but end every watcher after [`ids::FAULT_LIMIT`] of these
+    /// in a row (see [`ids`](crate::ids)).
+    fn protocol_fault(&mut self, message: String) {
+        let give_up = self
+            .protocol_faults
+            .record(self.healthy_for(), self.shared.config.backoff_reset_after);
+        if give_up {
+            let error = protocol_error(format!(
+                "{message}; the watchers of this stream were ended after {} such answers in a row",
+                ids::FAULT_LIMIT
+            ));
+            tracing::warn!(%error, "the watch server keeps breaking the protocol; ending its watchers");
+            return self.end_all(error);
+        }
+        let error = protocol_error(message);
+        tracing::info!(%error, watchers = self.watchers.len(), "watch stream broke the protocol; resuming");
+        self.restart(RESUME_DISCONNECTED, Failure::Reached);
+    }
+
+    /// Drops the stream and ends every watcher with `error`.
+    fn end_all(&mut self, error: EtcdError) {
+        self.drop_stream();
+        self.resume_reason = None;
+        let keys: Vec<u64> = self.watchers.keys().copied().collect();
+        for key in keys {
+            self.end_watcher(key, error.clone());
+        }
     }
 
     fn on_opened(&mut self, result: Result<EtcdResponse, EtcdError>) {
@@ -584,14 +683,17 @@ where
         let inbound = match response.body {
             ResponseBody::Watch(inbound) => inbound,
             other => {
-                return self.fault(protocol_error(format!(
+                return self.protocol_fault(format!(
                     "a watch open was answered with a {} response",
                     other.rpc()
-                )))
+                ))
             }
         };
         if let Some(generation) = generation {
             self.shared.note_generation(generation);
+        }
+        if let Some(current) = response.extensions.get::<CurrentTokenGeneration>() {
+            self.shared.learn_current(current);
         }
         if let Conn::Opening { mut link, .. } = std::mem::replace(&mut self.conn, Conn::Idle) {
             link.generation = generation;
@@ -659,32 +761,61 @@ where
     }
 
     /// The answer to the oldest create still pending (creates are answered
-    /// in order; a refusal may carry watch id -1).
+    /// in order; a refusal may carry watch id -1). The watcher takes the id
+    /// the answer gives, which etcd's gRPC proxy picks itself (see
+    /// [`ids`](crate::ids)).
     fn on_create_answer(&mut self, response: WatchResponse) {
-        let Some(link) = self.link_mut() else {
+        let by_id = &self.by_id;
+        let ids = &mut self.ids;
+        let answer = match &mut self.conn {
+            Conn::Opening { link, .. } | Conn::Open { link, .. } => {
+                link.pending
+                    .answer(&response, ids, |id| by_id.get(&id).copied())
+            }
+            Conn::Idle | Conn::Waiting(_) => return,
+        };
+        let (requested, key, id) = match answer {
+            Answer::Created {
+                requested,
+                watcher,
+                id,
+            } => (requested, watcher, id),
+            Answer::Refused { requested, watcher } => return self.on_rejected(watcher, requested),
+            Answer::Fault(message) => return self.protocol_fault(message),
+            Answer::Ambiguous => {
+                tracing::info!(
+                    "the watch server picks its own watch ids (etcd's gRPC proxy does); \
+                     re-opening the stream to create one watch at a time"
+                );
+                self.note_resume(RESUME_DISCONNECTED);
+                // At once: this happens once per task, as the mode sticks.
+                return self.drop_stream();
+            }
+        };
+        let Some(entry) = self
+            .watchers
+            .get_mut(&key)
+            .filter(|entry| entry.phase == Phase::Creating(requested))
+        else {
+            // Dropped while its create was under way: cancel it under the
+            // id the server gave.
+            if let Some(link) = self.link_mut() {
+                link.cancel(id);
+            }
             return;
         };
-        let Some((id, key)) = link.pending.pop_front() else {
-            return self.fault(protocol_error(
-                "the server answered a watch create that was never sent".into(),
-            ));
-        };
-        if response.watch_id != id && response.watch_id != -1 {
-            return self.fault(protocol_error(format!(
-                "watch create {id} was answered for watch id {}",
-                response.watch_id
-            )));
-        }
-        if response.canceled {
-            return self.on_rejected(key, id);
-        }
-        let Some(entry) = self.watchers.get_mut(&key) else {
-            return; // dropped meanwhile; its cancel is already sent
-        };
-        if entry.phase != Phase::Creating(id) {
-            return;
+        if id != requested {
+            tracing::trace!(
+                watcher = key,
+                requested,
+                id,
+                "watch id picked by the server"
+            );
         }
         entry.phase = Phase::Active(id);
+        self.by_id.insert(id, key);
+        // The stream works again: the next failure backs off from the start.
+        self.backoff.reset();
         entry.renewed = false;
         entry.rechecks_left = probe::RECHECKS;
         entry
@@ -707,7 +838,6 @@ where
     /// stream's token is stale or the watch is not permitted. See
     /// [`probe`](crate::probe).
     fn on_rejected(&mut self, key: u64, id: i64) {
-        self.by_id.remove(&id);
         let Some(entry) = self.watchers.get_mut(&key) else {
             return;
         };
@@ -715,10 +845,8 @@ where
             return;
         }
         entry.phase = Phase::Rejected;
-        let stream_generation = self.link().and_then(|link| link.generation);
-        if self.shared.known_generation() > stream_generation {
-            tracing::info!("watch create refused on a stream with an old token; re-opening");
-            return self.restart(RESUME_AUTH);
+        if self.reopen_if_token_replaced() {
+            return;
         }
         tracing::debug!(watcher = key, "watch create refused; probing why");
         self.probe_waiting.push_back(key);
@@ -805,7 +933,7 @@ where
                         watcher = probe.watcher,
                         "watch refused again with a token that reads; re-checking on a new stream"
                     );
-                    self.restart(RESUME_AUTH);
+                    self.restart(RESUME_AUTH, Failure::Reached);
                 } else {
                     tracing::debug!(watcher = probe.watcher, "watch permission denied");
                     self.end_watcher(probe.watcher, probe::denied());
@@ -813,8 +941,12 @@ where
                 }
             }
             Verdict::StaleToken => {
-                tracing::info!("the watch stream's token is stale; re-opening and resuming");
-                self.restart(RESUME_AUTH);
+                // The probe's refresh made the current token newer than
+                // the stream's: re-open at once, with no back-off.
+                if !self.reopen_if_token_replaced() {
+                    tracing::info!("the watch stream's token is stale; re-opening and resuming");
+                    self.restart(RESUME_AUTH, Failure::Reached);
+                }
             }
             Verdict::Denied(error) => {
                 tracing::debug!(watcher = probe.watcher, "watch permission denied");
@@ -901,12 +1033,13 @@ where
     }
 
     /// The watcher's handle was dropped: forget it and cancel it on the
-    /// server.
+    /// server (one still being created is cancelled when its answer names
+    /// its id).
     fn remove_watcher(&mut self, key: u64) {
         let Some(entry) = self.watchers.remove(&key) else {
             return;
         };
-        if let Phase::Creating(id) | Phase::Active(id) = entry.phase {
+        if let Phase::Active(id) = entry.phase {
             self.by_id.remove(&id);
             if let Some(link) = self.link_mut() {
                 link.cancel(id);
@@ -920,7 +1053,7 @@ where
         let Some(mut entry) = self.watchers.remove(&key) else {
             return;
         };
-        if let Phase::Creating(id) | Phase::Active(id) = entry.phase {
+        if let Phase::Active(id) = entry.phase {
             self.by_id.remove(&id);
         }
         match entry.reply.take() {

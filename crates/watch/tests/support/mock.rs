@@ -18,7 +18,9 @@ use etcd_tower_core::proto::etcdserverpb::{
     WatchRequest, WatchResponse,
 };
 use etcd_tower_core::proto::mvccpb::{Event, KeyValue};
-use etcd_tower_core::signal::{RenewToken, ReportTokenGeneration, TokenGeneration};
+use etcd_tower_core::signal::{
+    CurrentTokenGeneration, RenewToken, ReportTokenGeneration, TokenGeneration,
+};
 use etcd_tower_core::{
     EtcdError, EtcdRequest, EtcdResponse, RequestBody, RequestStream, ResponseBody,
 };
@@ -88,15 +90,34 @@ pub struct MockStream {
     pub require_leader: bool,
     outbound: RequestStream<WatchRequest>,
     inbound: mpsc::UnboundedSender<Result<WatchResponse, EtcdError>>,
-    open: Option<oneshot::Sender<Option<u64>>>,
+    open: Option<oneshot::Sender<Result<Opened, EtcdError>>>,
 }
+
+/// How an open completes: the stream's token generation, and the auth
+/// layer's current-generation cell.
+type Opened = (Option<u64>, Option<CurrentTokenGeneration>);
 
 impl MockStream {
     /// Completes the open (as the first message would), reporting the
     /// given token generation.
     pub fn accept(&mut self, generation: Option<u64>) {
         if let Some(open) = self.open.take() {
-            let _ = open.send(generation);
+            let _ = open.send(Ok((generation, None)));
+        }
+    }
+
+    /// Completes the open as a stack with an auth layer does: the stream's
+    /// generation and the layer's current-generation cell.
+    pub fn accept_with(&mut self, generation: u64, current: &CurrentTokenGeneration) {
+        if let Some(open) = self.open.take() {
+            let _ = open.send(Ok((Some(generation), Some(current.clone()))));
+        }
+    }
+
+    /// Fails the open with `error`.
+    pub fn reject(&mut self, error: EtcdError) {
+        if let Some(open) = self.open.take() {
+            let _ = open.send(Err(error));
         }
     }
 
@@ -273,13 +294,16 @@ impl tower::Service<EtcdRequest> for MockService {
                             open: Some(open),
                         }))
                         .map_err(|_| closed())?;
-                    let generation = opened.await.map_err(|_| closed())?;
+                    let (generation, current) = opened.await.map_err(|_| closed())??;
                     let stream = futures::stream::unfold(rx, |mut rx| async move {
                         rx.recv().await.map(|item| (item, rx))
                     });
                     let mut response = EtcdResponse::new(ResponseBody::Watch(Box::pin(stream)));
                     if let Some(generation) = generation {
                         response.extensions.insert(TokenGeneration(generation));
+                    }
+                    if let Some(current) = current {
+                        response.extensions.insert(current);
                     }
                     Ok(response)
                 }
