@@ -68,7 +68,7 @@ async fn a_user_who_is_not_root_works_through_the_proxy_and_denials_stay_denials
 }
 
 #[tokio::test]
-async fn the_proxy_namespace_leaves_locks_outside_the_tenant() {
+async fn the_proxy_namespace_leaves_locks_and_elections_outside_the_tenant() {
     for bin in binaries() {
         let label = bin.label();
         tokio::time::timeout(LIMIT, async {
@@ -82,6 +82,7 @@ async fn the_proxy_namespace_leaves_locks_outside_the_tenant() {
             client.put("k", "v").await.unwrap();
             let lease = client.lease_grant(30).await.unwrap().id;
             let lock = client.lock("L", lease).await.unwrap();
+            let leader = client.campaign("E", "me", lease).await.unwrap();
             let direct = cluster
                 .etcdctl(&["get", "", "--prefix", "--keys-only"])
                 .await
@@ -92,7 +93,12 @@ async fn the_proxy_namespace_leaves_locks_outside_the_tenant() {
                 keys.iter().any(|k| k.starts_with("L/")),
                 "{label}: the lock's key should be outside the tenant: {keys:?}"
             );
+            assert!(
+                keys.iter().any(|k| k.starts_with("E/")),
+                "{label}: the election's key should be outside the tenant: {keys:?}"
+            );
             client.unlock(lock.key).await.unwrap();
+            client.resign(&leader).await.unwrap();
         })
         .await
         .unwrap_or_else(|_| panic!("{label}: timed out"));

@@ -241,7 +241,7 @@ where
             created,
         )])
         .and_then([TxnOp::delete(key)]);
-    retry_transient(give_up, std::future::pending(), || async {
+    retry_transient(ABANDONED_KEY, give_up, std::future::pending(), || async {
         client.txn(delete.clone()).await.map(drop)
     })
     .await;
@@ -289,15 +289,24 @@ pub(crate) async fn remove_key(
     give_up: Instant,
     lease_gone: impl Future<Output = ()>,
 ) {
-    retry_transient(give_up, lease_gone, || async {
+    retry_transient(ABANDONED_KEY, give_up, lease_gone, || async {
         client.delete(key.clone()).await.map(drop)
     })
     .await;
 }
 
-/// Runs `removal` (of an abandoned waiter's key) until it succeeds, fails
-/// for good, `give_up` has passed or `lease_gone` resolves.
-async fn retry_transient<F, Fut>(give_up: Instant, lease_gone: impl Future<Output = ()>, removal: F)
+/// What [`retry_transient`] logs for the removal of an abandoned key.
+const ABANDONED_KEY: &str = "removing an abandoned waiter's key (else its lease removes it)";
+
+/// Runs `removal` (of an abandoned waiter's key, or another undoing of a
+/// recipe's, which logs call `what`) until it succeeds, fails for good,
+/// `give_up` has passed or `lease_gone` resolves; whether it succeeded.
+pub(crate) async fn retry_transient<F, Fut>(
+    what: &str,
+    give_up: Instant,
+    lease_gone: impl Future<Output = ()>,
+    removal: F,
+) -> bool
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<(), EtcdError>>,
@@ -306,17 +315,17 @@ where
     let mut pause = Duration::from_millis(50);
     loop {
         let error = match removal().await {
-            Ok(()) => return,
+            Ok(()) => return true,
             Err(error) => error,
         };
         if !etcd_tower_retry::is_transient(&error) || Instant::now() >= give_up {
-            tracing::warn!(%error, "removing an abandoned waiter's key failed; its lease will remove it");
-            return;
+            tracing::warn!(%error, "{what} failed; giving up");
+            return false;
         }
-        tracing::debug!(%error, "removing an abandoned waiter's key; trying again");
+        tracing::debug!(%error, "{what} failed; trying again");
         tokio::select! {
             () = sleep(pause) => {}
-            () = &mut lease_gone => return,
+            () = &mut lease_gone => return false,
         }
         pause = (pause * 2).min(Duration::from_secs(1));
     }

@@ -39,7 +39,7 @@
 //!   therefore never passed on, so etcd's certificate-based auth does not
 //!   work through the proxy (authenticate with a password instead).
 //! - **Namespaces**: `--namespace` prefixes the keys of KV, watch and lease
-//!   requests, not the names of the Lock service.
+//!   requests, not the names of the Lock and Election services.
 //!
 //! What it does not: it answers watch creates with ids of its own (0, 1, ...
 //! per stream), ignores watch progress requests (no answer at all), and its

@@ -35,9 +35,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use etcd_tower_core::EtcdError;
+use etcd_tower_core::{EtcdError, Sent};
 use tokio::sync::{Mutex as TurnLock, OwnedMutexGuard};
 
+use super::abandoned;
 use super::Session;
 pub(crate) use crate::detached::Caller;
 use crate::detached::{detached, remove_key};
@@ -111,15 +112,89 @@ struct Release {
 }
 
 impl Release {
-    /// Deletes the key, trying again after transient failures until it is
-    /// gone, the session's lease is gone (and with it the key), or
-    /// [`RELEASE_GIVE_UP_AFTER`] has passed.
+    /// Removes the key (see [`remove`]), holding the line's turn until done.
     async fn run(self) {
-        let session = &self.line.session;
-        let give_up = tokio::time::Instant::now() + RELEASE_GIVE_UP_AFTER;
-        let lease_gone = async {
-            session.lost().await;
-        };
-        remove_key(session.client(), self.line.key.clone(), give_up, lease_gone).await;
+        remove(&self.line.session, self.line.key.clone()).await;
     }
+}
+
+/// Deletes `key`, a key of `session`'s, trying again after transient
+/// failures until it is gone, the session's lease is gone (and with it the
+/// key), or [`RELEASE_GIVE_UP_AFTER`] has passed.
+pub(crate) async fn remove(session: &Session, key: Bytes) {
+    let give_up = tokio::time::Instant::now() + RELEASE_GIVE_UP_AFTER;
+    let lease_gone = async {
+        session.lost().await;
+    };
+    remove_key(session.client(), key, give_up, lease_gone).await;
+}
+
+/// A key a recipe's wait put for itself, and the revision of that put.
+#[derive(Clone, Debug)]
+pub(crate) struct Placed {
+    /// The key.
+    pub(crate) key: Bytes,
+    /// The revision of the put that created it.
+    pub(crate) revision: i64,
+}
+
+/// A put of a recipe's own key that failed: the key it tried, and why. A
+/// put that may have been applied leaves the key to remove.
+#[derive(Debug)]
+pub(crate) struct Unplaced {
+    /// The key the put tried.
+    pub(crate) key: Bytes,
+    /// Why it failed.
+    pub(crate) error: EtcdError,
+}
+
+/// Like [`Line::wait`], for recipes whose key is new on every attempt
+/// (Go's `newUniqueEphemeralKey`: `<prefix>/<time in ns>`), so that its
+/// name is known only once its put has been answered: runs `place` (the
+/// put) and then `wait` in a task of its own. If `wait` fails, or this
+/// future is dropped before it has the outcome, the placed key is removed,
+/// as for a [`Line`]; so is the key of a put that failed after it may have
+/// been applied. A caller gone before the put leaves nothing to remove.
+///
+/// No turn is needed: a late removal can only delete its own attempt's
+/// key, never the key of a later attempt.
+pub(crate) async fn placed_wait<T, P, PF, W, WF>(
+    session: &Session,
+    place: P,
+    wait: W,
+) -> Result<(Placed, T), EtcdError>
+where
+    T: Send + 'static,
+    P: FnOnce() -> PF + Send + 'static,
+    PF: Future<Output = Result<Placed, Unplaced>> + Send,
+    W: FnOnce(Caller, Placed) -> WF + Send + 'static,
+    WF: Future<Output = Result<T, EtcdError>> + Send,
+{
+    let session = session.clone();
+    let undo_session = session.clone();
+    let work = move |mut caller: Caller| async move {
+        if caller.is_gone() {
+            return Err(abandoned());
+        }
+        let placed = match place().await {
+            Ok(placed) => placed,
+            Err(Unplaced { key, error }) => {
+                if error.sent() == Sent::MayHaveBeenApplied {
+                    remove(&session, key).await;
+                }
+                return Err(error);
+            }
+        };
+        match wait(caller, placed.clone()).await {
+            Ok(value) => Ok((placed, value)),
+            Err(error) => {
+                remove(&session, placed.key).await;
+                Err(error)
+            }
+        }
+    };
+    detached(work, move |(placed, _): (Placed, T)| async move {
+        remove(&undo_session, placed.key).await;
+    })
+    .await
 }

@@ -15,6 +15,38 @@
 //! hex>`, put in a txn that also reads the oldest key, so a Go process
 //! (`etcdctl lock`, `etcdctl elect`) and a Rust one exclude each other.
 //!
+//! # Go's experimental recipes
+//!
+//! Mixed deployments share more than locks, so Go's
+//! `client/v3/experimental/recipes` are here too, with the keys, values
+//! and steps of etcd v3.5.30's source (each type's docs give its layout
+//! and file): [`RwMutex`] (readers share, a writer excludes, and a waiting
+//! writer holds back the readers that come after it), [`Barrier`],
+//! [`DoubleBarrier`], [`Queue`], [`PriorityQueue`], and the waits they are
+//! built on, [`wait_events`] and [`wait_prefix_events`]. Those that hold a
+//! key for a process (`RwMutex`, `DoubleBarrier`) take a [`Session`], as
+//! in Go; the queues and the barrier outlive their producers and take a
+//! [`Client`]. Their waits are cancel-safe as described
+//! below; a dropped [`Queue::dequeue`] puts back an item it had already
+//! taken (see [`queue`]).
+//!
+//! ```no_run
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), etcd_tower::EtcdError> {
+//! use etcd_tower::concurrency::{Queue, RwMutex, Session};
+//! use etcd_tower::Client;
+//!
+//! let client = Client::connect(["127.0.0.1:2379"]).await?;
+//! // A Go `recipe.NewQueue(cli, "jobs")` consumer takes these too.
+//! Queue::new(&client, "jobs").enqueue("rebuild index").await?;
+//! let session = Session::new(&client).await?;
+//! let mut catalog = RwMutex::new(&session, "locks/catalog");
+//! catalog.read_lock().await?;
+//! catalog.unlock().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Waiting
 //!
 //! Every wait goes through the client's watch engine (`etcd-tower-watch`),
@@ -78,19 +110,33 @@
 //! # }
 //! ```
 
+mod barrier;
+mod double_barrier;
 mod election;
 mod line;
 mod mutex;
+mod priority_queue;
+pub mod queue;
+mod recipe_keys;
+mod rwmutex;
 mod session;
 pub mod stm;
+mod wait_events;
 
+pub use barrier::Barrier;
+pub use double_barrier::DoubleBarrier;
 pub use election::{Election, ObserveLeader};
+/// The kinds of watch events [`wait_events`] waits for.
+pub use etcd_tower_core::proto::mvccpb::event::EventType;
 pub use mutex::Mutex;
+pub use priority_queue::PriorityQueue;
+pub use queue::Queue;
+pub use rwmutex::RwMutex;
 pub use session::{Session, DEFAULT_TTL as DEFAULT_SESSION_TTL};
 pub use stm::{Isolation, Stm, StmCommit, StmOptions};
+pub use wait_events::{wait_events, wait_prefix_events};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use etcd_tower_core::proto::mvccpb::event::EventType;
 use etcd_tower_core::{ErrorKind, EtcdError};
 use etcd_tower_watch::{WatchOptions, Watcher};
 use futures_util::StreamExt;
@@ -137,8 +183,19 @@ pub(crate) async fn wait_deletes(
         .sort(SortTarget::Create, SortOrder::Descend)
         .limit(1)
         .max_create_revision(max_create_revision);
+    wait_none_left(client, dir, newest_before).await
+}
+
+/// Waits until reading `key` with `blocker` (a read of at most one key: the
+/// one to wait for) finds nothing: each round waits until the key it found
+/// is deleted, then reads again.
+pub(crate) async fn wait_none_left(
+    client: &Client,
+    key: &Bytes,
+    blocker: GetOptions,
+) -> Result<(), EtcdError> {
     loop {
-        let resp = client.get_with(dir.clone(), newest_before.clone()).await?;
+        let resp = client.get_with(key.clone(), blocker.clone()).await?;
         let Some(kv) = resp.kvs().first() else {
             return Ok(());
         };
@@ -149,7 +206,11 @@ pub(crate) async fn wait_deletes(
 /// Waits until `key` is deleted, watching it through the client's watch
 /// engine from `revision` (at which it existed). Returns as well when that
 /// history was compacted away: the caller reads the current state again.
-async fn wait_delete(client: &Client, key: Bytes, revision: i64) -> Result<(), EtcdError> {
+pub(crate) async fn wait_delete(
+    client: &Client,
+    key: Bytes,
+    revision: i64,
+) -> Result<(), EtcdError> {
     let options = WatchOptions::key(key).start_revision(revision).no_put(true);
     let Some(mut watcher) = watch_unless_compacted(client, options).await? else {
         return Ok(());
