@@ -11,13 +11,14 @@ use etcd_tower_testkit::{free_port, Cluster};
 use support::each_version;
 
 /// etcd refuses a membership change until the members have been connected
-/// for a while (`unhealthy cluster`): retry that typed error.
+/// for a while (`unhealthy cluster`): retry that typed error, for 20 s at
+/// most (then the error itself says which change never settled).
 async fn settled<T, F, Fut>(mut change: F) -> Result<T, EtcdError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, EtcdError>>,
 {
-    loop {
+    for _ in 0..40 {
         match change().await {
             Err(e) if e.kind() == &ErrorKind::Unhealthy => {
                 tokio::time::sleep(Duration::from_millis(500)).await
@@ -25,13 +26,19 @@ where
             other => return other,
         }
     }
+    change().await
 }
 
 #[tokio::test]
 async fn member_list_add_update_promote_remove() {
     each_version(90, |bin| async move {
         let cluster = Cluster::builder(&bin).members(3).start().await.unwrap();
-        let client = Client::connect(cluster.endpoints()).await.unwrap();
+        // A deadline on every call: a change that hangs fails with its step.
+        let client = Client::builder(cluster.endpoints())
+            .timeout(Duration::from_secs(15))
+            .connect()
+            .await
+            .unwrap();
         let members = client.member_list().await.unwrap().members;
         assert_eq!(members.len(), 3);
         let mut urls: Vec<_> = members
