@@ -188,7 +188,17 @@ impl Clone for Transport {
     /// A clone shares the connections but not the readiness reserved by
     /// `poll_ready`: it must be polled ready itself.
     fn clone(&self) -> Self {
-        Transport::from_current(self.current.clone())
+        // This handle's copy of the set, without taking the cell's lock
+        // (a clone per call is the hot path); `poll_ready` takes up a
+        // newer set if there is one.
+        Transport {
+            current: self.current.clone(),
+            shared: self.shared.clone(),
+            generation: self.generation,
+            conn: None,
+            ready: None,
+            picked: None,
+        }
     }
 }
 
