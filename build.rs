@@ -8,6 +8,17 @@
 
 use std::error::Error;
 
+/// The messages that carry a password or a token: their `Debug` is written
+/// by hand in `src/proto/redacted.rs`, so that a request or response logged
+/// with `{:?}` (by a user, or by any layer) never prints the secret.
+const SECRET_MESSAGES: [&str; 5] = [
+    ".etcdserverpb.AuthenticateRequest",
+    ".etcdserverpb.AuthenticateResponse",
+    ".etcdserverpb.AuthUserAddRequest",
+    ".etcdserverpb.AuthUserChangePasswordRequest",
+    ".authpb.User",
+];
+
 /// The etcd API definitions, relative to the `proto/` include directory.
 const PROTOS: [&str; 5] = [
     "kv.proto",
@@ -26,6 +37,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     prost_build::Config::new()
         // Decode every `bytes` field as `bytes::Bytes` (zero-copy).
         .bytes(["."])
+        .skip_debug(SECRET_MESSAGES)
         .compile_fds(fds)?;
 
     Ok(())

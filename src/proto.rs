@@ -12,6 +12,13 @@
 //! decoding does not copy keys and values. Only messages are generated, no
 //! gRPC stubs: the [transport](crate::transport) sends each RPC of the
 //! [table](crate::rpc) itself.
+//!
+//! The messages that carry a password or a token (`AuthenticateRequest`,
+//! `AuthenticateResponse`, `AuthUserAddRequest`,
+//! `AuthUserChangePasswordRequest`, `authpb::User`) print the secret as
+//! `<redacted>` in their `Debug` output.
+
+mod redacted;
 
 /// Storage types (`mvccpb`): `KeyValue` and watch `Event`s.
 #[allow(

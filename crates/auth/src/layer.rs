@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use tower_layer::Layer;
+use zeroize::Zeroizing;
 
 use crate::service::Auth;
 use crate::token::{Credentials, Settings};
@@ -12,7 +13,9 @@ use crate::token::{Credentials, Settings};
 /// every call and stream, refresh it when it expires.
 ///
 /// Each service the layer builds has its own token store, shared by that
-/// service's clones. The password never appears in `Debug` output.
+/// service's clones. The password never appears in `Debug` output, and
+/// every copy the layer and its services hold is wiped from memory when it
+/// is dropped ([`zeroize`](https://docs.rs/zeroize)).
 ///
 /// ```
 /// use std::time::Duration;
@@ -26,7 +29,7 @@ use crate::token::{Credentials, Settings};
 #[derive(Clone)]
 pub struct AuthLayer {
     user: String,
-    password: String,
+    password: Zeroizing<String>,
     settings: Settings,
 }
 
@@ -41,7 +44,7 @@ impl AuthLayer {
     pub fn new(user: impl Into<String>, password: impl Into<String>) -> Self {
         AuthLayer {
             user: user.into(),
-            password: password.into(),
+            password: Zeroizing::new(password.into()),
             settings: Settings {
                 jwt_refresh_at: DEFAULT_JWT_REFRESH_AT,
                 failure_backoff: DEFAULT_FAILURE_BACKOFF,

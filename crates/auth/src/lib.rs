@@ -37,9 +37,19 @@
 //! * **Auth disabled.** If the server answers `Authenticate` with
 //!   [`ErrorKind::AuthNotEnabled`], calls go without a token; if auth is
 //!   enabled later, the first `UserEmpty` rejection triggers a login.
-//! * **Secrets never print.** The password and the token appear in no
-//!   `Debug` output and no log line ([`AuthToken`](etcd_tower_core::AuthToken)
-//!   redacts itself; this crate's `Debug` impls are written by hand).
+//! * **Secrets never print, and do not linger.** The password and the token
+//!   appear in no `Debug` output and no log line, at any level
+//!   ([`AuthToken`](etcd_tower_core::AuthToken) redacts itself, and the
+//!   token goes to the transport as a sensitive header value; the
+//!   messages that carry a password or a token redact it in their `Debug`;
+//!   this crate's `Debug` impls are written by hand). The facade's
+//!   `tests/secrets.rs` runs the whole stack at TRACE through logins,
+//!   expiry, refresh, a restart and watch resume and finds neither. The
+//!   password the layer keeps, and the token text of a login's answer, are
+//!   wiped from memory when dropped (`zeroize`); the copy a login request
+//!   carries is encoded by the transport and dropped, and the token itself
+//!   lives on in the header value every call shares (`bytes`, which cannot
+//!   be wiped) until the last call that holds it ends.
 //!
 //! * **Counted.** Every `Authenticate` the layer sends counts once in
 //!   `etcd_auth_token_refreshes_total` (through the `metrics` facade, so

@@ -21,6 +21,7 @@ use etcd_tower_core::signal::{CurrentTokenGeneration, TokenGeneration};
 use etcd_tower_core::{AuthToken, Code, ErrorKind, EtcdError, EtcdRequest, EtcdResponse, Sent};
 use tokio::time::Instant;
 use tower_service::Service;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::jwt;
 
@@ -56,10 +57,11 @@ pub(crate) enum Why {
     Expiring,
 }
 
-/// The user name and password. Never printed.
+/// The user name and password. Never printed; the password is wiped from
+/// memory when dropped.
 pub(crate) struct Credentials {
     pub(crate) user: String,
-    pub(crate) password: String,
+    pub(crate) password: Zeroizing<String>,
 }
 
 impl fmt::Debug for Credentials {
@@ -292,15 +294,19 @@ impl Shared {
     where
         S: Service<EtcdRequest, Response = EtcdResponse, Error = EtcdError>,
     {
+        // The request's copy of the password is the transport's once sent
+        // (it encodes and drops it); the copies this layer keeps are wiped.
         let request = EtcdRequest::new(AuthenticateRequest {
             name: self.credentials.user.clone(),
-            password: self.credentials.password.clone(),
+            password: self.credentials.password.to_string(),
         });
         poll_fn(|cx| inner.poll_ready(cx)).await?;
         match inner.call(request).await {
             Ok(response) => {
-                let response = AuthenticateResponse::try_from(response)?;
-                AuthToken::new(&response.token).map(Some)
+                let mut response = AuthenticateResponse::try_from(response)?;
+                let token = AuthToken::new(&response.token).map(Some);
+                response.token.zeroize();
+                token
             }
             Err(error) if *error.kind() == ErrorKind::AuthNotEnabled => Ok(None),
             Err(error) => Err(error),

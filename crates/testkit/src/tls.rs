@@ -58,7 +58,11 @@ pub struct TlsFiles {
 impl TlsFiles {
     /// Generates a CA, a server certificate for 127.0.0.1 and a client
     /// certificate with common name [`DEFAULT_CLIENT_CN`] in `dir`.
-    pub(crate) async fn generate(dir: &Path) -> Result<Self> {
+    ///
+    /// Clusters started with `.tls()` call this for their own files; a test
+    /// calls it for material no cluster trusts (an unrelated CA, a client
+    /// certificate from another CA).
+    pub async fn generate(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| TestkitError::io(format!("creating {}", dir.display()), e))?;
         let ca = CertKey {
@@ -147,6 +151,62 @@ impl TlsFiles {
             CLIENT_EXTENSIONS,
         )
         .await
+    }
+
+    /// Replaces the server certificate with one that expired in 2020 (same
+    /// key, names and CA). etcd reads its certificate files at every
+    /// handshake, so connections made from then on meet the expired
+    /// certificate; the cluster need not restart. The new file is renamed
+    /// into place, so a handshake never reads half of it.
+    pub async fn expire_server_cert(&self) -> Result<()> {
+        let write = |path: &Path, text: &str| {
+            std::fs::write(path, text)
+                .map_err(|e| TestkitError::io(format!("writing {}", path.display()), e))
+        };
+        let config = self.dir.join("expired-ca.cnf");
+        let database = self.dir.join("expired-ca.index");
+        write(&database, "")?;
+        let serial_file = self.dir.join("expired-ca.serial");
+        // An even number of hex digits, as `openssl ca` wants.
+        write(&serial_file, &format!("{:016x}\n", serial()))?;
+        write(
+            &config,
+            &format!(
+                "[ca]\ndefault_ca = testkit\n\
+                 [testkit]\ndatabase = {}\nserial = {}\nnew_certs_dir = {}\n\
+                 default_md = sha256\n\
+                 policy = any\nunique_subject = no\n\
+                 [any]\ncommonName = optional\n",
+                database.display(),
+                serial_file.display(),
+                self.dir.display()
+            ),
+        )?;
+        let expired = self.dir.join("server-expired.crt");
+        openssl(&[
+            &"ca",
+            &"-batch",
+            &"-notext",
+            &"-config",
+            &config,
+            &"-cert",
+            &self.ca.cert,
+            &"-keyfile",
+            &self.ca.key,
+            &"-in",
+            &self.dir.join("server.csr"),
+            &"-extfile",
+            &self.dir.join("server.ext"),
+            &"-startdate",
+            &"20200101000000Z",
+            &"-enddate",
+            &"20200102000000Z",
+            &"-out",
+            &expired,
+        ])
+        .await?;
+        std::fs::rename(&expired, &self.server.cert)
+            .map_err(|e| TestkitError::io(format!("replacing {}", self.server.cert.display()), e))
     }
 
     /// Issues a client certificate *without* a common name, for etcd's gRPC
