@@ -55,4 +55,6 @@ pub use request::{AuthToken, EtcdRequest, RequestMeta};
 pub use response::EtcdResponse;
 pub use rpc::{Repeatable, RequestBody, ResponseBody, Rpc, RpcService, RpcShape};
 pub use stream::{RequestStream, ResponseStream};
-pub use transport::{TargetEndpoint, TlsOptions, Transport, TransportBuilder, TriedEndpoints};
+pub use transport::{
+    Endpoint, TargetEndpoint, TlsOptions, Transport, TransportBuilder, TriedEndpoints,
+};

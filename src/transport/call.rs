@@ -223,8 +223,8 @@ async fn resend(
             return Err(error);
         };
         tracing::debug!(
-            from = %shared.endpoints.slot(index).uri(),
-            to = %shared.endpoints.slot(next).uri(),
+            from = %shared.endpoints.slot(index).endpoint(),
+            to = %shared.endpoints.slot(next).endpoint(),
             %error,
             "etcd call not sent; trying the next endpoint"
         );

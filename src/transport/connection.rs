@@ -30,10 +30,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use http::uri::{Authority, Scheme};
-use http::Uri;
 use tokio::sync::{oneshot, Notify};
 
 use super::connector::{Connector, Io};
+use super::endpoint::Endpoint;
 use crate::error::{ErrorKind, EtcdError};
 
 /// The HTTP/2 settings of every connection: hyper's defaults, which
@@ -59,7 +59,7 @@ type Connecting = Shared<BoxFuture<'static, Result<Live, EtcdError>>>;
 
 /// One endpoint's connection, as the endpoint set holds it.
 pub(crate) struct Connection {
-    uri: Uri,
+    endpoint: Endpoint,
     scheme: Scheme,
     authority: Authority,
     connector: Connector,
@@ -195,14 +195,15 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 struct Waiting(u64, Connecting);
 
 impl Connection {
-    pub(crate) fn new(uri: Uri, connector: Connector, keepalive: Option<Keepalive>) -> Self {
-        let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTP);
-        let authority = uri
-            .authority()
-            .cloned()
-            .unwrap_or_else(|| Authority::from_static("localhost"));
+    pub(crate) fn new(
+        endpoint: Endpoint,
+        connector: Connector,
+        keepalive: Option<Keepalive>,
+    ) -> Self {
+        let scheme = endpoint.http_scheme();
+        let authority = endpoint.authority();
         Connection {
-            uri,
+            endpoint,
             scheme,
             authority,
             connector,
@@ -222,8 +223,8 @@ impl Connection {
         }
     }
 
-    pub(crate) fn uri(&self) -> &Uri {
-        &self.uri
+    pub(crate) fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
     }
 
     /// The live connection, connecting first if there is none. A connect
@@ -267,7 +268,7 @@ impl Connection {
                 State::Idle | State::Live(_) if self.retired.load(Ordering::Acquire) => {
                     return Poll::Ready(Err(EtcdError::client(
                         ErrorKind::Connect,
-                        format!("endpoint {} was removed from the client", self.uri),
+                        format!("endpoint {} was removed from the client", self.endpoint),
                     )));
                 }
                 State::Idle | State::Live(_) => {
@@ -296,7 +297,7 @@ impl Connection {
 
     fn connect(&self) -> impl Future<Output = Result<Live, EtcdError>> + Send + 'static {
         let connector = self.connector.clone();
-        let uri = self.uri.clone();
+        let endpoint = self.endpoint.clone();
         let keepalive = self.keepalive;
         let info = Arc::new(ConnectionInfo {
             scheme: self.scheme.clone(),
@@ -308,7 +309,7 @@ impl Connection {
             retire: Notify::new(),
         });
         async move {
-            let io = connector.connect(&uri, info.clone()).await?;
+            let io = connector.connect(&endpoint, info.clone()).await?;
             let (send, connection) = h2::client::Builder::new()
                 .initial_window_size(STREAM_WINDOW)
                 .initial_connection_window_size(CONNECTION_WINDOW)
@@ -322,7 +323,7 @@ impl Connection {
                 .map_err(|e| {
                     EtcdError::client(
                         ErrorKind::Connect,
-                        format!("HTTP/2 handshake with {uri} failed: {e}"),
+                        format!("HTTP/2 handshake with {endpoint} failed: {e}"),
                     )
                 })?;
             let (answered, preface) = oneshot::channel();
@@ -330,7 +331,7 @@ impl Connection {
                 connection,
                 info.clone(),
                 keepalive,
-                uri.clone(),
+                endpoint.clone(),
                 Preface {
                     timeout: connector.timeout(),
                     answered,
@@ -338,8 +339,8 @@ impl Connection {
             ));
             match preface.await {
                 Ok(Ok(())) => Ok(Live { send, info }),
-                Ok(Err(why)) => Err(no_preface(&uri, &why)),
-                Err(_) => Err(no_preface(&uri, "the connection task ended")),
+                Ok(Err(why)) => Err(no_preface(&endpoint, &why)),
+                Err(_) => Err(no_preface(&endpoint, "the connection task ended")),
             }
         }
     }
@@ -354,19 +355,19 @@ impl std::fmt::Debug for Connection {
             State::Live(_) => "live",
         };
         f.debug_struct("Connection")
-            .field("uri", &self.uri)
+            .field("endpoint", &self.endpoint)
             .field("state", &state)
             .finish_non_exhaustive()
     }
 }
 
 /// A connect that never became an HTTP/2 connection: nothing was sent.
-fn no_preface(uri: &Uri, why: &str) -> EtcdError {
+fn no_preface(endpoint: &Endpoint, why: &str) -> EtcdError {
     EtcdError::client(
         ErrorKind::Connect,
         format!(
-            "{uri} did not answer as an HTTP/2 server ({why}); nothing was sent. \
-             Check the endpoint's scheme (https:// for a TLS server, or TLS settings \
+            "{endpoint} did not answer as an HTTP/2 server ({why}); nothing was sent. \
+             Check the endpoint's scheme (https:// or unixs:// for a TLS server, or TLS settings \
              on the client) and, if the server demands one, the client certificate"
         ),
     )
@@ -412,7 +413,7 @@ async fn drive(
     mut connection: h2::client::Connection<Io, Bytes>,
     info: Arc<ConnectionInfo>,
     keepalive: Option<Keepalive>,
-    uri: Uri,
+    endpoint: Endpoint,
     preface: Preface,
 ) {
     let Some(mut ping_pong) = connection.ping_pong() else {
@@ -434,21 +435,21 @@ async fn drive(
         match pinger {
             None => (&mut connection).await,
             Some((keepalive, ping_pong)) => {
-                run_with_keepalive(&mut connection, &info, keepalive, ping_pong, &uri).await
+                run_with_keepalive(&mut connection, &info, keepalive, ping_pong, &endpoint).await
             }
         }
     };
     let ended = tokio::select! {
         ended = running => ended,
         () = info.retired_and_idle() => {
-            tracing::debug!(endpoint = %uri, "etcd endpoint removed; closing its idle connection");
+            tracing::debug!(%endpoint, "etcd endpoint removed; closing its idle connection");
             Ok(())
         }
     };
     info.close();
     match ended {
-        Ok(()) => tracing::debug!(endpoint = %uri, "etcd HTTP/2 connection ended"),
-        Err(error) => tracing::debug!(endpoint = %uri, %error, "etcd HTTP/2 connection failed"),
+        Ok(()) => tracing::debug!(%endpoint, "etcd HTTP/2 connection ended"),
+        Err(error) => tracing::debug!(%endpoint, %error, "etcd HTTP/2 connection failed"),
     }
     // Dropping the connection fails every stream still open on it.
     drop(connection);
@@ -461,7 +462,7 @@ async fn run_with_keepalive(
     info: &ConnectionInfo,
     keepalive: Keepalive,
     mut ping_pong: h2::PingPong,
-    uri: &Uri,
+    endpoint: &Endpoint,
 ) -> Result<(), h2::Error> {
     loop {
         tokio::select! {
@@ -479,7 +480,7 @@ async fn run_with_keepalive(
                 Ok(Ok(_)) => {}
                 Ok(Err(error)) => return Err(error),
                 Err(_) => {
-                    tracing::warn!(endpoint = %uri, timeout = ?keepalive.timeout, "etcd connection did not answer a keepalive PING; closing it");
+                    tracing::warn!(%endpoint, timeout = ?keepalive.timeout, "etcd connection did not answer a keepalive PING; closing it");
                     return Ok(());
                 }
             },

@@ -33,6 +33,11 @@
 //!   txns fail before anything is sent (see [`validate`](crate::validate)).
 //! * **Metadata.** [`RequestMeta::token`](crate::RequestMeta) is sent as
 //!   gRPC metadata `token`, `require_leader` as `hasleader: true`.
+//! * **Addresses.** TCP (`host:port`, `http://`, `https://`) or, on
+//!   Unix, a local socket (`unix://`, `unixs://`); see [`Endpoint`].
+//! * **Discovery.** With the `dns-srv` feature, `discover_srv` finds
+//!   the endpoints in DNS SRV records, as Go's client does; see
+//!   `discovery`.
 //! * **Routing.** A call aimed at one endpoint ([`TargetEndpoint`], for
 //!   per-member maintenance) goes there and never fails over; a retried
 //!   call prefers an endpoint its earlier attempts did not go to
@@ -59,6 +64,8 @@ mod call;
 mod codec;
 mod connection;
 mod connector;
+#[cfg(feature = "dns-srv")]
+pub mod discovery;
 mod endpoint;
 #[cfg(test)]
 mod fuzz_tests;
@@ -75,6 +82,9 @@ use std::task::{Context, Poll};
 use tower::Service;
 
 pub use builder::{TransportBuilder, DEFAULT_MAX_SEND_SIZE};
+#[cfg(feature = "dns-srv")]
+pub use discovery::{discover_srv, DiscoveryOptions};
+pub use endpoint::Endpoint;
 pub use route::{TargetEndpoint, TriedEndpoints};
 pub use tls::TlsOptions;
 
@@ -135,7 +145,8 @@ struct Limits {
 
 impl Transport {
     /// Starts configuring a transport over these endpoints (`host:port`,
-    /// `http://host:port` or `https://host:port`).
+    /// `http://host:port`, `https://host:port` or, on Unix, a socket:
+    /// `unix://path`, `unixs://path`; see [`Endpoint`]).
     pub fn builder<I, S>(endpoints: I) -> TransportBuilder
     where
         I: IntoIterator<Item = S>,
@@ -167,10 +178,10 @@ impl Transport {
 
     /// The endpoints, as parsed (the current set, which
     /// [`set_endpoints`](Self::set_endpoints) may change).
-    pub fn endpoints(&self) -> Vec<http::Uri> {
+    pub fn endpoints(&self) -> Vec<Endpoint> {
         let (shared, _) = self.current.load();
         (0..shared.endpoints.len())
-            .map(|i| shared.endpoints.slot(i).uri().clone())
+            .map(|i| shared.endpoints.slot(i).endpoint().clone())
             .collect()
     }
 
@@ -235,7 +246,7 @@ impl Service<EtcdRequest> for Transport {
                 Poll::Ready(Err(error)) => {
                     // The connection failed since it was last used: the
                     // call makes a new one.
-                    tracing::debug!(endpoint = %connection.uri(), %error, "etcd connection closed");
+                    tracing::debug!(endpoint = %connection.endpoint(), %error, "etcd connection closed");
                     live.info.close();
                     self.conn = None;
                     Reserved::Connect

@@ -34,7 +34,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use super::endpoint::{EndpointSet, Slot};
+use super::endpoint::{Endpoint, EndpointSet, Slot};
 use super::settings::ConnectionSettings;
 use super::{Shared, Transport};
 use crate::error::{ErrorKind, EtcdError};
@@ -72,29 +72,33 @@ impl Current {
     /// current one (in order).
     fn change(
         &self,
-        change: impl FnOnce(Vec<http::Uri>) -> Result<Vec<http::Uri>, EtcdError>,
+        change: impl FnOnce(Vec<Endpoint>) -> Result<Vec<Endpoint>, EtcdError>,
     ) -> Result<(), EtcdError> {
         let mut current = self.shared.write().unwrap_or_else(PoisonError::into_inner);
         let old = current.endpoints.slots();
-        let wanted = change(old.iter().map(|slot| slot.uri().clone()).collect())?;
+        let wanted = change(old.iter().map(|slot| slot.endpoint().clone()).collect())?;
         if wanted.is_empty() {
             return Err(EtcdError::client(
                 ErrorKind::NoEndpoints,
                 "a client cannot be left without endpoints",
             ));
         }
-        let mut new_uris = Vec::new();
+        let mut new_endpoints = Vec::new();
         let mut slots: Vec<Option<Arc<Slot>>> = Vec::with_capacity(wanted.len());
-        for uri in &wanted {
-            match old.iter().find(|slot| slot.uri() == uri) {
+        for endpoint in &wanted {
+            match old.iter().find(|slot| slot.endpoint() == endpoint) {
                 Some(slot) => slots.push(Some(slot.clone())),
                 None => {
-                    new_uris.push(uri.clone());
+                    new_endpoints.push(endpoint.clone());
                     slots.push(None);
                 }
             }
         }
-        let mut made = self.settings.connect(new_uris)?.into_iter().map(Slot::new);
+        let mut made = self
+            .settings
+            .connect(new_endpoints)?
+            .into_iter()
+            .map(Slot::new);
         let slots: Vec<Arc<Slot>> = slots
             .into_iter()
             .filter_map(|slot| slot.or_else(|| made.next()))
@@ -103,7 +107,7 @@ impl Current {
             .iter()
             .filter(|slot| !slots.iter().any(|kept| Arc::ptr_eq(kept, slot)))
         {
-            tracing::info!(endpoint = %removed.uri(), "etcd endpoint removed");
+            tracing::info!(endpoint = %removed.endpoint(), "etcd endpoint removed");
             removed.connection.retire();
         }
         let endpoints = EndpointSet::with_epoch(
@@ -133,34 +137,35 @@ impl Transport {
         S: AsRef<str>,
     {
         let texts: Vec<S> = endpoints.into_iter().collect();
-        let uris = self.current.settings.parse(&texts)?;
-        self.current.change(|_| Ok(uris))
+        let parsed = self.current.settings.parse(&texts)?;
+        self.current.change(|_| Ok(parsed))
     }
 
     /// Adds an endpoint (a no-op if the transport has it already).
     pub fn add_endpoint(&self, endpoint: &str) -> Result<(), EtcdError> {
-        let uri = self.parse_one(endpoint)?;
-        self.current.change(|mut uris| {
-            if !uris.contains(&uri) {
-                uris.push(uri);
+        let endpoint = self.parse_one(endpoint)?;
+        self.current.change(|mut endpoints| {
+            if !endpoints.contains(&endpoint) {
+                endpoints.push(endpoint);
             }
-            Ok(uris)
+            Ok(endpoints)
         })
     }
 
     /// Removes an endpoint (a no-op if the transport does not have it).
     /// Fails with [`ErrorKind::NoEndpoints`] for the last one.
     pub fn remove_endpoint(&self, endpoint: &str) -> Result<(), EtcdError> {
-        let uri = self.parse_one(endpoint)?;
-        self.current.change(|mut uris| {
-            uris.retain(|kept| *kept != uri);
-            Ok(uris)
+        let endpoint = self.parse_one(endpoint)?;
+        self.current.change(|mut endpoints| {
+            endpoints.retain(|kept| *kept != endpoint);
+            Ok(endpoints)
         })
     }
 
-    fn parse_one(&self, endpoint: &str) -> Result<http::Uri, EtcdError> {
-        let mut uris = self.current.settings.parse(&[endpoint])?;
-        uris.pop()
+    fn parse_one(&self, endpoint: &str) -> Result<Endpoint, EtcdError> {
+        let mut parsed = self.current.settings.parse(&[endpoint])?;
+        parsed
+            .pop()
             .ok_or_else(|| EtcdError::client(ErrorKind::NoEndpoints, "no endpoint was given"))
     }
 }

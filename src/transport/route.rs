@@ -29,22 +29,21 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use http::Uri;
-
-use super::endpoint::{parse_endpoint, EndpointSet};
+use super::endpoint::{parse_endpoint, Endpoint, EndpointSet};
 use crate::error::{ErrorKind, EtcdError};
 use crate::request::RequestMeta;
 
 /// The one endpoint a call must go to; see the [module docs](self).
 ///
 /// It names an endpoint as the transport was given it (`host:port`,
-/// `http://host:port` or `https://host:port`): the authority must match,
-/// and the scheme too when one is written. A call aimed at an endpoint the transport does not have
+/// `http://host:port`, `https://host:port`, `unix://path` or
+/// `unixs://path`): the address must match, and the scheme too when one is
+/// written. A call aimed at an endpoint the transport does not have
 /// fails before anything is sent, with
 /// [`ErrorKind::InvalidEndpoint`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct TargetEndpoint {
-    uri: Arc<Uri>,
+    endpoint: Arc<Endpoint>,
     /// The endpoint was written with its scheme, which must then match.
     scheme_given: bool,
 }
@@ -53,36 +52,38 @@ impl TargetEndpoint {
     /// Parses an endpoint as [`Transport::builder`](crate::Transport::builder)
     /// does.
     pub fn new(endpoint: &str) -> Result<Self, EtcdError> {
+        let parsed = parse_endpoint(endpoint, "http")?;
+        // A socket is always written with its scheme.
+        let scheme_given = endpoint.contains("://") || parsed.unix_path().is_some();
         Ok(TargetEndpoint {
-            uri: Arc::new(parse_endpoint(endpoint, "http")?),
-            scheme_given: endpoint.contains("://"),
+            endpoint: Arc::new(parsed),
+            scheme_given,
         })
     }
 
     /// The endpoint, parsed.
-    pub fn uri(&self) -> &Uri {
-        &self.uri
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
     }
 
-    /// Whether `uri` (one of the transport's endpoints) is this one.
-    pub(crate) fn is(&self, uri: &Uri) -> bool {
-        (!self.scheme_given || self.uri.scheme() == uri.scheme())
-            && self.uri.authority() == uri.authority()
+    /// Whether `endpoint` (one of the transport's) is this one.
+    pub(crate) fn is(&self, endpoint: &Endpoint) -> bool {
+        (!self.scheme_given || self.endpoint.is_tls() == endpoint.is_tls())
+            && self.endpoint.same_address(endpoint)
     }
 }
 
 impl fmt::Debug for TargetEndpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TargetEndpoint({})", self.uri)
+        write!(f, "TargetEndpoint({})", self.endpoint)
     }
 }
 
 impl fmt::Display for TargetEndpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = self.uri.scheme_str().unwrap_or("http");
-        match self.uri.authority() {
-            Some(authority) => write!(f, "{scheme}://{authority}"),
-            None => write!(f, "{}", self.uri),
+        match self.endpoint.uri().and_then(|uri| uri.authority()) {
+            Some(authority) => write!(f, "{}://{authority}", self.endpoint.scheme()),
+            None => write!(f, "{}", self.endpoint),
         }
     }
 }
@@ -148,10 +149,10 @@ pub(super) fn choose(
 ) -> Result<Choice, EtcdError> {
     if let Some(target) = &meta.endpoint {
         let index = (0..endpoints.len())
-            .find(|&i| target.is(endpoints.slot(i).uri()))
+            .find(|&i| target.is(endpoints.slot(i).endpoint()))
             .ok_or_else(|| {
                 let known: Vec<String> = (0..endpoints.len())
-                    .map(|i| endpoints.slot(i).uri().to_string())
+                    .map(|i| endpoints.slot(i).endpoint().to_string())
                     .collect();
                 EtcdError::client(
                     ErrorKind::InvalidEndpoint,
@@ -203,6 +204,14 @@ mod tests {
         assert!(!plain.is(&parse_endpoint("127.0.0.1:2379", "https").unwrap()));
         assert_eq!(target.to_string(), "http://127.0.0.1:2379");
         assert!(TargetEndpoint::new("nowhere").is_err());
+        #[cfg(unix)]
+        {
+            let socket = TargetEndpoint::new("unix:///run/etcd.sock").unwrap();
+            assert!(socket.is(&parse_endpoint("unix:///run/etcd.sock", "https").unwrap()));
+            assert!(!socket.is(&parse_endpoint("unixs:///run/etcd.sock", "http").unwrap()));
+            assert!(!socket.is(&parse_endpoint("unix:///run/other.sock", "http").unwrap()));
+            assert_eq!(socket.to_string(), "unix:///run/etcd.sock");
+        }
     }
 
     #[test]

@@ -7,11 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::Uri;
-
 use super::connection::{Connection, Keepalive};
 use super::connector::Connector;
-use super::endpoint::parse_endpoint;
+use super::endpoint::{parse_endpoint, Endpoint};
 use super::tls::TlsOptions;
 use crate::error::{ErrorKind, EtcdError};
 
@@ -30,14 +28,14 @@ impl ConnectionSettings {
         &self,
         endpoints: &[S],
     ) -> Result<Vec<Connection>, EtcdError> {
-        let uris = self.parse(endpoints)?;
-        self.connect(uris)
+        let parsed = self.parse(endpoints)?;
+        self.connect(parsed)
     }
 
     /// Parses the endpoints. A client given TLS settings never speaks
     /// plaintext: a scheme-less endpoint is `https://`, and an `http://`
-    /// one is refused.
-    pub(crate) fn parse<S: AsRef<str>>(&self, endpoints: &[S]) -> Result<Vec<Uri>, EtcdError> {
+    /// or `unix://` one is refused.
+    pub(crate) fn parse<S: AsRef<str>>(&self, endpoints: &[S]) -> Result<Vec<Endpoint>, EtcdError> {
         if endpoints.is_empty() {
             return Err(EtcdError::client(
                 ErrorKind::NoEndpoints,
@@ -45,32 +43,36 @@ impl ConnectionSettings {
             ));
         }
         let default_scheme = if self.tls.is_some() { "https" } else { "http" };
-        let uris = endpoints
+        let parsed = endpoints
             .iter()
             .map(|text| parse_endpoint(text.as_ref(), default_scheme))
             .collect::<Result<Vec<_>, _>>()?;
         if self.tls.is_some() {
-            if let Some(plain) = uris.iter().find(|uri| uri.scheme_str() == Some("http")) {
+            if let Some(plain) = parsed.iter().find(|endpoint| !endpoint.is_tls()) {
+                let secure = match plain.unix_path() {
+                    Some(_) => "unixs://",
+                    None => "https:// (or without a scheme)",
+                };
                 return Err(EtcdError::client(
                     ErrorKind::InvalidEndpoint,
                     format!(
                         "endpoint {plain} is plaintext, but TLS settings were given and a client \
-                         with TLS settings never speaks plaintext: write it as https:// \
-                         (or without a scheme), or drop the TLS settings"
+                         with TLS settings never speaks plaintext: write it as {secure}, or drop \
+                         the TLS settings"
                     ),
                 ));
             }
         }
-        Ok(uris)
+        Ok(parsed)
     }
 
     /// A lazy connection to each endpoint.
-    pub(crate) fn connect(&self, uris: Vec<Uri>) -> Result<Vec<Connection>, EtcdError> {
-        let tls = TlsFor::new(self.tls.as_ref(), &uris)?;
-        let mut connections = Vec::with_capacity(uris.len());
-        for uri in uris {
-            let connector = Connector::new(self.connect_timeout, tls.connect(&uri)?);
-            connections.push(Connection::new(uri, connector, self.keepalive));
+    pub(crate) fn connect(&self, endpoints: Vec<Endpoint>) -> Result<Vec<Connection>, EtcdError> {
+        let tls = TlsFor::new(self.tls.as_ref(), &endpoints)?;
+        let mut connections = Vec::with_capacity(endpoints.len());
+        for endpoint in endpoints {
+            let connector = Connector::new(self.connect_timeout, tls.connect(&endpoint)?);
+            connections.push(Connection::new(endpoint, connector, self.keepalive));
         }
         Ok(connections)
     }
@@ -84,8 +86,8 @@ struct TlsFor {
 }
 
 impl TlsFor {
-    fn new(options: Option<&TlsOptions>, uris: &[Uri]) -> Result<Self, EtcdError> {
-        let needs_tls = uris.iter().any(|uri| uri.scheme_str() == Some("https"));
+    fn new(options: Option<&TlsOptions>, endpoints: &[Endpoint]) -> Result<Self, EtcdError> {
+        let needs_tls = endpoints.iter().any(Endpoint::is_tls);
         #[cfg(feature = "tls")]
         {
             let shared = match needs_tls {
@@ -102,22 +104,21 @@ impl TlsFor {
         {
             if needs_tls || options.is_some() {
                 return Err(super::tls::tls_unavailable(
-                    "an https:// endpoint or TLS settings were given",
+                    "an https:// or unixs:// endpoint, or TLS settings, were given",
                 ));
             }
             Ok(TlsFor {})
         }
     }
 
-    /// How to open TLS to `uri`: only for `https://` endpoints.
-    fn connect(&self, uri: &Uri) -> Result<Option<super::tls::TlsConnect>, EtcdError> {
+    /// How to open TLS to `endpoint`: only for `https://` and `unixs://`
+    /// endpoints.
+    fn connect(&self, endpoint: &Endpoint) -> Result<Option<super::tls::TlsConnect>, EtcdError> {
         #[cfg(feature = "tls")]
-        if let (Some((options, config)), Some("https")) = (&self.shared, uri.scheme_str()) {
-            return options
-                .connect_to(config, uri.host().unwrap_or_default())
-                .map(Some);
+        if let (Some((options, config)), true) = (&self.shared, endpoint.is_tls()) {
+            return options.connect_to(config, &endpoint.tls_host()).map(Some);
         }
-        let _ = uri;
+        let _ = endpoint;
         Ok(None)
     }
 }

@@ -1,5 +1,5 @@
-//! TLS settings for `https://` endpoints, turned into a rustls client
-//! configuration (ring provider, ALPN `h2`).
+//! TLS settings for `https://` and `unixs://` endpoints, turned into a
+//! rustls client configuration (ring provider, ALPN `h2`).
 //!
 //! A client given TLS settings never speaks plaintext: an endpoint written
 //! without a scheme is taken as `https://` (as Go's client does), and an
@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 #[cfg(feature = "tls")]
-use tokio::net::TcpStream;
+use super::connector::Socket;
 #[cfg(feature = "tls")]
 use tokio_rustls::rustls::crypto::{self, CryptoProvider};
 #[cfg(feature = "tls")]
@@ -57,7 +57,8 @@ impl TlsOptions {
     }
 
     /// Checks the server's certificate against this name instead of the
-    /// endpoint's host.
+    /// endpoint's host (for a `unixs://` socket: instead of the socket's
+    /// file name without its `:port`).
     pub fn domain_name(mut self, name: impl Into<String>) -> Self {
         self.domain_name = Some(name.into());
         self
@@ -196,10 +197,10 @@ impl TlsConnect {
     /// The TLS handshake over a connected socket.
     pub(crate) async fn handshake(
         &self,
-        tcp: TcpStream,
-    ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        socket: Socket,
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<Socket>> {
         tokio_rustls::TlsConnector::from(self.config.clone())
-            .connect(self.name.clone(), tcp)
+            .connect(self.name.clone(), socket)
             .await
     }
 }

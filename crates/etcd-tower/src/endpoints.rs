@@ -35,6 +35,38 @@
 //! # }
 //! ```
 //!
+//! ## Finding the cluster in DNS (feature `dns-srv`)
+//!
+//! Where a cluster's members are published as DNS SRV records
+//! (`_etcd-client-ssl._tcp.<domain>` for `https://`,
+//! `_etcd-client._tcp.<domain>` for `http://`, as etcd's documentation
+//! and Go's `--discovery-srv` use them), `Client::builder_srv` looks them
+//! up and starts a builder with the endpoints found; `discover_srv` returns
+//! them alone. See `etcd_tower_core::transport::discovery` for the record
+//! names, the order and the errors.
+//!
+//! ```no_run
+//! # #[cfg(feature = "dns-srv")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), etcd_tower::EtcdError> {
+//! use std::time::Duration;
+//! use etcd_tower::endpoints::DiscoveryOptions;
+//! use etcd_tower::Client;
+//!
+//! // `_etcd-client-ssl._tcp.example.com` only: TLS endpoints, no plaintext.
+//! let options = DiscoveryOptions::new().tls_only(true);
+//! let client = Client::builder_srv("example.com", options)
+//!     .await?
+//!     .auto_sync(Duration::from_secs(60))
+//!     .connect()
+//!     .await?;
+//! client.put("config", "on").await?;
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "dns-srv"))]
+//! # fn main() {}
+//! ```
+//!
 //! [`ClientBuilder::auto_sync`]: crate::ClientBuilder::auto_sync
 
 use std::sync::Arc;
@@ -46,6 +78,8 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
 use crate::client::{BoxEtcdService, Client};
+#[cfg(feature = "dns-srv")]
+pub use etcd_tower_core::transport::{discover_srv, DiscoveryOptions};
 
 /// Stops the auto-sync task when the last clone of the client is dropped.
 #[derive(Debug)]
@@ -150,5 +184,26 @@ impl Client {
     /// any failure the endpoints stay as they were.
     pub async fn sync_endpoints(&self) -> Result<Vec<String>, EtcdError> {
         sync(&self.service(), self.transport()?).await
+    }
+}
+
+/// # Finding the cluster in DNS (feature `dns-srv`)
+#[cfg(feature = "dns-srv")]
+impl Client {
+    /// Looks up the cluster's DNS SRV records under `domain` (see the
+    /// [module docs](self#finding-the-cluster-in-dns-feature-dns-srv)) and
+    /// starts a builder with the endpoints found, `https://` ones first.
+    /// Set TLS with [`ClientBuilder::tls`](crate::ClientBuilder::tls)
+    /// when the records are `_etcd-client-ssl`; with TLS settings, plaintext
+    /// endpoints are refused when the client is built, so ask for
+    /// [`DiscoveryOptions::tls_only`] then. Fails with
+    /// [`ErrorKind::NoEndpoints`] when DNS has no record, with
+    /// [`ErrorKind::Connect`] when the lookup failed.
+    pub async fn builder_srv(
+        domain: &str,
+        options: DiscoveryOptions,
+    ) -> Result<crate::ClientBuilder, EtcdError> {
+        let endpoints = discover_srv(domain, options).await?;
+        Ok(Client::builder(endpoints))
     }
 }

@@ -113,6 +113,11 @@
 //! | `namespace` | on | [`ClientBuilder::namespace`], [`layers::NamespaceLayer`] |
 //! | `metrics` | on | [`ClientBuilder::metrics`], [`layers::MetricsLayer`] |
 //! | `recipes` | on | [`concurrency`]: `Session`, `Mutex`, `Election` |
+//! | `dns-srv` | off | DNS SRV discovery of the endpoints, as Go's client does: `Client::builder_srv`, `endpoints::discover_srv` (hickory-resolver) |
+//!
+//! Endpoints are TCP (`host:port`, `http://`, `https://`) or, on Unix, a
+//! local socket (`unix://path`, `unixs://path` for TLS over it), with no
+//! feature needed; see [`Endpoint`](etcd_tower_core::Endpoint).
 //!
 //! The retry and timeout layers and the watch engine are always there.
 //! The minimum supported Rust version is 1.88.
@@ -133,10 +138,11 @@
 //! | 2 | `NamespaceLayer` | [`namespace`](ClientBuilder::namespace) | Rewrites the request once, before any other layer sees it, and strips the prefix from the answer last. Callers above (your code, the watch engine, the recipes) see only their own keys; the layers below see the keys as etcd stores them, and a retry re-sends the rewritten request instead of rewriting it again. |
 //! | 3 | `MetricsLayer` | [`metrics`](ClientBuilder::metrics) | Above the timeout and the retries: one count, one latency and one outcome per call as its caller sees it (retries and backoff included; a call the timeout cut counts as `kind="Timeout"`). The retries are counted by the retry layer (`etcd_retries_total`), the logins by the auth layer (`etcd_auth_token_refreshes_total`). |
 //! | 4 | `TimeoutLayer`, whole call | [`timeout`](ClientBuilder::timeout) | Above the retries: bounds how long the caller waits, every attempt and backoff included. |
-//! | 5 | `RetryLayer` | [`retry`](ClientBuilder::retry), [`no_retry`](ClientBuilder::no_retry) (on by default) | Above the auth layer and the transport: each attempt goes to a clone of the stack below, polled ready again, so that the transport can pick another member and the auth layer gives the attempt the current token. |
-//! | 6 | `TimeoutLayer`, each attempt | [`attempt_timeout`](ClientBuilder::attempt_timeout) | Under the retries: bounds each attempt (its login included), so that one stuck on a frozen member fails in time for the retry layer to send the next (reads only: a write that may have been applied is never repeated) to a member the call has not tried yet. |
-//! | 7 | `AuthLayer` | [`user`](ClientBuilder::user) | Inside the retries, next to the transport: every attempt, stream open and watch probe leaves with the current token. A call rejected for its token is refreshed and sent again inside the one attempt (the server applied nothing), and the layer's own `Authenticate` calls go straight to the transport, unseen by the layers above. |
-//! | 8 | [`Transport`] | endpoints, [`tls`](ClientBuilder::tls), limits | The bottom: refuses an invalid request before sending it ([`Sent::NotSent`]), picks a member, fails over, sends. |
+//! | 5 | `OrderingLayer` | [`ordered_reads`](ClientBuilder::ordered_reads) (off by default) | Above the retries, under the whole-call timeout: it sees each answer once the retries are done with it, and a stale serializable read it sends again goes through the retry layer like any call, to a member the call has not tried. |
+//! | 6 | `RetryLayer` | [`retry`](ClientBuilder::retry), [`no_retry`](ClientBuilder::no_retry) (on by default) | Above the auth layer and the transport: each attempt goes to a clone of the stack below, polled ready again, so that the transport can pick another member and the auth layer gives the attempt the current token. |
+//! | 7 | `TimeoutLayer`, each attempt | [`attempt_timeout`](ClientBuilder::attempt_timeout) | Under the retries: bounds each attempt (its login included), so that one stuck on a frozen member fails in time for the retry layer to send the next (reads only: a write that may have been applied is never repeated) to a member the call has not tried yet. |
+//! | 8 | `AuthLayer` | [`user`](ClientBuilder::user) | Inside the retries, next to the transport: every attempt, stream open and watch probe leaves with the current token. A call rejected for its token is refreshed and sent again inside the one attempt (the server applied nothing), and the layer's own `Authenticate` calls go straight to the transport, unseen by the layers above. |
+//! | 9 | [`Transport`] | endpoints, [`tls`](ClientBuilder::tls), limits | The bottom: refuses an invalid request before sending it ([`Sent::NotSent`]), picks a member, fails over, sends. |
 //!
 //! ## Per-call options
 //!

@@ -42,6 +42,7 @@ pub struct ClusterBuilder {
     auth_token_ttl: Option<u64>,
     jwt_token_ttl: Option<Duration>,
     tls: bool,
+    unix_sockets: bool,
     extra_args: Vec<OsString>,
     ready_timeout: Duration,
 }
@@ -70,6 +71,21 @@ impl ClusterBuilder {
     /// certificates (`--client-cert-auth`). See [`Cluster::tls`].
     pub fn tls(mut self) -> Self {
         self.tls = true;
+        self
+    }
+
+    /// Has every member listen for clients on a Unix socket too, beside its
+    /// TCP port: `unix://localhost:<port>` (`unixs://` for a TLS cluster),
+    /// the form every etcd version takes (3.5.1 and 3.4 refuse
+    /// `unix:///absolute/path`), which names the socket file
+    /// `localhost:<port>` in etcd's working directory: the test's, so a
+    /// test should first move to a directory of its own (e.g. under
+    /// `CARGO_TARGET_TMPDIR`), where a client's `unix://localhost:<port>`
+    /// finds it too. The files are removed when the cluster is dropped.
+    /// See [`Cluster::unix_endpoints`]; members added later listen on TCP
+    /// only.
+    pub fn unix_sockets(mut self) -> Self {
+        self.unix_sockets = true;
         self
     }
 
@@ -167,6 +183,24 @@ impl ClusterBuilder {
             .into_iter()
             .enumerate()
             .map(|(index, (client_port, peer_port, metrics_port))| {
+                let mut common_args = common.clone();
+                if self.unix_sockets {
+                    // After the member's own `--listen-client-urls`: etcd
+                    // takes the last one.
+                    let (tcp, unix) = if tls.is_some() {
+                        ("https", "unixs")
+                    } else {
+                        ("http", "unix")
+                    };
+                    common_args.push(
+                        format!(
+                            "--listen-client-urls={tcp}://127.0.0.1:{client_port},\
+                             {unix}://{}",
+                            unix_socket(client_port)
+                        )
+                        .into(),
+                    );
+                }
                 let spec = MemberSpec {
                     index,
                     etcd: self.binary.etcd().to_owned(),
@@ -176,7 +210,7 @@ impl ClusterBuilder {
                     peer_port,
                     metrics_port,
                     tls: tls.is_some(),
-                    common_args: common.clone(),
+                    common_args,
                     multi_member: self.members > 1,
                 };
                 Member::new(spec, Arc::clone(&ctl))
@@ -190,6 +224,7 @@ impl ClusterBuilder {
             jwt,
             auth_enabled: false,
             next_index: self.members,
+            unix_sockets: self.unix_sockets.then_some(self.members),
             dir,
         };
         for member in &cluster.members {
@@ -210,6 +245,9 @@ pub struct Cluster {
     auth_enabled: bool,
     /// The index the next added member takes (indexes are never reused).
     next_index: usize,
+    /// With [`ClusterBuilder::unix_sockets`]: how many members (the first)
+    /// listen on a socket.
+    unix_sockets: Option<usize>,
     // Last, so that it is removed after the members are dead.
     dir: TempDir,
 }
@@ -223,6 +261,7 @@ impl Cluster {
             auth_token_ttl: None,
             jwt_token_ttl: None,
             tls: false,
+            unix_sockets: false,
             extra_args: Vec::new(),
             ready_timeout: READY_TIMEOUT,
         }
@@ -241,6 +280,22 @@ impl Cluster {
     /// Every member's client URL, e.g. `["http://127.0.0.1:41234"]`.
     pub fn endpoints(&self) -> Vec<String> {
         self.members.iter().map(Member::client_url).collect()
+    }
+
+    /// With [`ClusterBuilder::unix_sockets`], the Unix socket URL of each
+    /// member the cluster started with (`unix://localhost:41234`,
+    /// `unixs://` on a TLS cluster), in index order; else empty.
+    pub fn unix_endpoints(&self) -> Vec<String> {
+        let scheme = if self.tls.is_some() { "unixs" } else { "unix" };
+        self.unix_socket_members()
+            .map(|member| format!("{scheme}://{}", unix_socket(member.spec().client_port)))
+            .collect()
+    }
+
+    fn unix_socket_members(&self) -> impl Iterator<Item = &Member> {
+        self.members
+            .iter()
+            .filter(|member| member.index() < self.unix_sockets.unwrap_or(0))
     }
 
     /// The member at `index`.
@@ -639,6 +694,16 @@ impl Drop for Cluster {
                 tracing::error!(member = %member.name(), error = %e, "could not kill etcd member");
             }
         }
+        for member in self.unix_socket_members() {
+            // A killed etcd leaves its socket file behind.
+            let _ = std::fs::remove_file(unix_socket(member.spec().client_port));
+        }
         tracing::debug!(dir = %self.dir.path().display(), "removing etcd cluster dir");
     }
+}
+
+/// The Unix socket (relative to the working directory) a member whose
+/// client port is `port` listens on with [`ClusterBuilder::unix_sockets`].
+fn unix_socket(port: u16) -> String {
+    format!("localhost:{port}")
 }

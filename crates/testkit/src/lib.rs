@@ -23,6 +23,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! [`DnsServer`] is an authoritative DNS server for a test zone (SRV and A
+//! records), for tests of DNS discovery that must not touch the machine's
+//! resolver.
+//!
 //! [`GrpcProxy`] runs etcd's own gRPC proxy (`etcd grpc-proxy start`, with
 //! or without `--namespace`) in front of a cluster, the same way, so that
 //! every test can also go through it.
@@ -35,6 +39,7 @@
 mod binary;
 mod cluster;
 mod command;
+pub mod dns;
 mod error;
 mod etcdctl;
 pub mod grpc_proxy;
@@ -48,6 +53,7 @@ mod tls;
 
 pub use binary::{binaries, repo_root, try_binaries, EtcdBinary};
 pub use cluster::{Cluster, ClusterBuilder};
+pub use dns::{DnsServer, DnsServerBuilder};
 pub use error::{Result, TestkitError};
 pub use grpc_proxy::{GrpcProxy, GrpcProxyBuilder};
 pub use jwt::JwtKeys;
