@@ -49,6 +49,11 @@ impl Fragments {
         self.partial.remove(&watch_id);
     }
 
+    /// Whether part of a response for `watch_id` came, not its end.
+    pub(crate) fn is_partial(&self, watch_id: i64) -> bool {
+        self.partial.contains_key(&watch_id)
+    }
+
     /// How many responses are partly received.
     #[cfg(test)]
     pub(crate) fn pending(&self) -> usize {
@@ -105,10 +110,12 @@ mod tests {
     fn pieces_are_joined_until_the_last() {
         let mut fragments = Fragments::default();
         assert!(fragments.push(piece(1, &[5, 6], true)).is_none());
+        assert!(fragments.is_partial(1) && !fragments.is_partial(2));
         assert!(fragments.push(piece(1, &[7], true)).is_none());
         let whole = fragments.push(piece(1, &[8, 9], false)).unwrap();
         assert_eq!(revs(&whole), [5, 6, 7, 8, 9]);
         assert!(!whole.fragment);
+        assert!(!fragments.is_partial(1));
         assert_eq!(whole.header.unwrap().revision, 99);
         assert_eq!(fragments.pending(), 0);
     }

@@ -80,8 +80,9 @@
 //! the next revision is kept is explained in the `revision` module: one
 //! past the last delivered event's `mod_revision`; one past the created
 //! header's revision only for a watcher that started at "now"; one past a
-//! per-watcher progress notification's revision. Events below the next
-//! revision are dropped defensively. A watcher that was not yet confirmed is simply created
+//! progress notification's revision, where the server guarantees that no
+//! event before it is still on its way (see the compaction section).
+//! Events below the next revision are dropped defensively. A watcher that was not yet confirmed is simply created
 //! again; its `watch()` call keeps waiting.
 //!
 //! **Compaction.** When a create or a resume asks for a revision that was
@@ -90,8 +91,41 @@
 //! yields an [`EtcdError`](etcd_tower_core::EtcdError) of kind
 //! [`ErrorKind::Compacted`](etcd_tower_core::ErrorKind::Compacted)` {
 //! compact_revision: Some(N) }` and ends; other watchers are not affected.
-//! A watcher with no event for a long time resumes from an old revision; to
-//! keep it recent, ask for `progress_notify`.
+//!
+//! A watcher must not end this way when it missed nothing: a quiet one (no
+//! event in its range for a while, or none since it was created) would
+//! otherwise resume after a fault from an old revision, compacted
+//! meanwhile, while busy watchers on the same stream survive. So the engine
+//! keeps every watcher's next revision recent, whatever the user asked:
+//!
+//! * **Every version.** Every create asks for per-watcher progress
+//!   notifications (`progress_notify = true` on the wire). The server sends
+//!   one to each synced watcher that had no event during its
+//!   `--experimental-watch-progress-notify-interval` (10 minutes by
+//!   default), in order with the watcher's events, and it moves the next
+//!   revision. A watcher's stream shows them only if its user asked
+//!   ([`WatchOptions::progress_notify`]).
+//! * **etcd 3.4.24+, 3.5.8+, 3.6.** Every
+//!   [`WatchConfig::progress_interval`] (10 s by default) while a stream has
+//!   watchers, the engine asks the stream's member for progress. These
+//!   servers answer only once every watcher of the stream is synced, in
+//!   order with the events (etcd PR 15237), so the answer moves the next
+//!   revision of every watcher whose `created` answer had arrived, that is
+//!   not lagging and not in the middle of a fragmented response. Answers to
+//!   the engine's own requests do not reach the users; answers to
+//!   [`Watcher::request_progress`] do, as before. The engine learns each
+//!   member's version once, with a `Status` call through the stack (a
+//!   `PermissionDenied` answer, which etcd 3.5.28+ gives users who are not
+//!   root, also means a fixed server), and trusts it only if the answer
+//!   names the stream's member.
+//! * **Older servers** answer progress requests at once, ahead of events
+//!   still on their way (etcd issue 15220), so the engine sends none of its
+//!   own there and no answer moves a next revision. The server's
+//!   `--experimental-watch-progress-notify-interval` then bounds how stale
+//!   a quiet watcher can be: **set it below your compaction retention** (for
+//!   example `--experimental-watch-progress-notify-interval=1m` with
+//!   `--auto-compaction-retention=5m`), or a quiet watcher may still end with
+//!   `Compacted` after a fault.
 //!
 //! **Slow consumers.** Each watcher has a bounded buffer (1024 events by
 //! default, [`WatchOptions::buffer`], [`WatchConfig::buffer`]). When a
@@ -173,6 +207,8 @@ mod fragment;
 mod ids;
 mod options;
 mod probe;
+mod progress_order;
+mod progress_requests;
 mod queue;
 mod revision;
 mod stream_task;

@@ -101,11 +101,17 @@ impl WatchOptions {
         self
     }
 
-    /// Asks the server for periodic empty responses while nothing happens
-    /// (every 10 minutes by default on the server). They tell the watcher
-    /// how far the store has gone without an event in its range, which lets
-    /// a quiet watcher resume from a recent revision after a fault (and not
-    /// from one that may have been compacted meanwhile).
+    /// Lets the watcher's stream yield the server's periodic progress
+    /// notifications: empty batches ([`WatchBatch::is_progress_notify`](crate::WatchBatch::is_progress_notify))
+    /// that say how far the store has gone without an event in the range
+    /// (every `--experimental-watch-progress-notify-interval`, 10 minutes
+    /// by default on the server).
+    ///
+    /// The engine asks the server for these on every watcher, whatever this
+    /// option says: they keep a quiet watcher's resume revision recent, so
+    /// that it does not resume after a fault from a revision compacted
+    /// meanwhile (see the crate docs on compaction). This option only
+    /// decides whether the watcher's stream shows them.
     pub fn progress_notify(mut self, on: bool) -> Self {
         self.progress_notify = on;
         self
@@ -174,7 +180,8 @@ impl WatchOptions {
         Ok(())
     }
 
-    /// The create request for one incarnation of the watcher.
+    /// The create request for one incarnation of the watcher. It always
+    /// asks for progress notifications (see [`Self::progress_notify`]).
     pub(crate) fn create_request(&self, watch_id: i64, start_revision: i64) -> WatchCreateRequest {
         let mut filters = Vec::new();
         if self.no_put {
@@ -187,7 +194,7 @@ impl WatchOptions {
             key: self.key.clone(),
             range_end: self.range_end.clone(),
             start_revision,
-            progress_notify: self.progress_notify,
+            progress_notify: true,
             filters,
             prev_kv: self.prev_kv,
             watch_id,
@@ -272,5 +279,11 @@ mod tests {
             create.filters,
             [FilterType::Noput as i32, FilterType::Nodelete as i32]
         );
+    }
+
+    #[test]
+    fn every_create_asks_for_progress_notifications() {
+        let create = WatchOptions::key("k").create_request(1, 0);
+        assert!(create.progress_notify, "the engine's own, not shown");
     }
 }

@@ -17,15 +17,75 @@
 //! * A per-watcher progress notification (`watch_id` = the watcher's id, no
 //!   events) moves the next revision past its header revision: etcd sends
 //!   those only to *synced* watchers, through the same channel as their
-//!   events, so every earlier event was already sent.
+//!   events, so every earlier event was already sent. This is safe on every
+//!   version, so every create asks for them (`progress_notify = true` on
+//!   the wire, whatever the user asked; only a user who asked sees them).
+//!   The server sends them every `--experimental-watch-progress-notify-interval`
+//!   (10 minutes by default) to watchers without an event in that time.
 //! * A broadcast progress response (`watch_id = -1`, the answer to a
-//!   progress request) does **not** move it: etcd 3.4 and 3.5 before the fix
-//!   of etcd issue 15220 answer it at once with the store's revision, even
-//!   while some watchers are still catching up, so it may overtake events.
+//!   progress request) moves it only when all of these hold
+//!   ([`NextRevision::on_broadcast_progress`]):
+//!   - the stream's member answers progress requests in order with its
+//!     events ([`BroadcastOrder::InOrder`]: etcd 3.4.24+, 3.5.8+, 3.6; see
+//!     [`progress_order`](crate::progress_order)). Older servers answer at
+//!     once with the store's revision, even while some watchers are still
+//!     catching up, so the answer may overtake events (etcd issue 15220);
+//!   - the watcher's create was sent before the progress request the answer
+//!     is for (else [`AtBroadcast::CreatedAfterRequest`]): a member handles
+//!     a stream's requests in order and waits, before it answers, only for
+//!     the watchers it has registered; a watcher created later may still
+//!     have history to send below the answer's revision. Which request an
+//!     answer is for is told in
+//!     [`progress_requests`](crate::progress_requests);
+//!   - the watcher's `created` answer was received before the progress
+//!     answer ([`AtBroadcast::Confirmed`]). A fixed server holds the answer
+//!     back until every watcher of the stream is synced, but not behind a
+//!     watcher whose `created` answer it has not sent yet: it buffers that
+//!     watcher's events until then, not the progress answer;
+//!   - the watcher is not lagging (a lagging watcher discarded a response,
+//!     [`AtBroadcast::Lagging`]) and has no fragment of a response pending.
+//!
+//!   The engine's own progress requests go only to members known to be in
+//!   order (the stream task's timer), so on older servers quiet watchers
+//!   rely on the per-watcher notifications above, which every create asks
+//!   for.
+//! * No rule moves it backwards: a watcher created at a future revision
+//!   keeps it.
 //! * Defensively, an event below the next revision is dropped: it was
 //!   already delivered.
 
 use etcd_tower_core::proto::mvccpb::Event;
+
+/// Whether a stream's member answers a progress request only after every
+/// event up to its revision was sent (etcd PR 15237).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BroadcastOrder {
+    /// Answers in order with the events: etcd 3.4.24+, 3.5.8+, 3.6.
+    InOrder,
+    /// May answer ahead of events (older servers), or the member or its
+    /// version is not known.
+    MayOvertake,
+}
+
+/// Where a watcher stands when a broadcast progress answer arrives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AtBroadcast {
+    /// Its `created` answer has not been received (never sent, being
+    /// created, refused): the server does not hold progress behind it.
+    Unconfirmed,
+    /// Its `created` answer was received, but its create was sent after
+    /// the progress request this answers (or the stream cannot tell which
+    /// request it answers).
+    CreatedAfterRequest,
+    /// Created on the server before the progress request this answers,
+    /// its `created` answer received.
+    Confirmed {
+        /// Part of a fragmented response was received, not its end.
+        partial_fragment: bool,
+    },
+    /// Cancelled for lagging: it discarded a response.
+    Lagging,
+}
 
 /// The revision a watcher resumes from; see the [module docs](self).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,6 +143,27 @@ impl NextRevision {
         if self.next > 0 {
             self.next = self.next.max(header_revision.saturating_add(1));
         }
+    }
+
+    /// A broadcast progress answer (`watch_id = -1`) at `header_revision`,
+    /// from a member that answers in `order`, reaching a watcher that
+    /// stands `at`; returns whether it moved the next revision's floor
+    /// (see the [module docs](self)).
+    pub(crate) fn on_broadcast_progress(
+        &mut self,
+        header_revision: i64,
+        order: BroadcastOrder,
+        at: AtBroadcast,
+    ) -> bool {
+        let safe = order == BroadcastOrder::InOrder
+            && at
+                == AtBroadcast::Confirmed {
+                    partial_fragment: false,
+                };
+        if safe {
+            self.on_progress(header_revision);
+        }
+        safe
     }
 }
 
@@ -161,6 +242,43 @@ mod tests {
         next.on_delivered(&[event(30)]);
         next.on_progress(25);
         assert_eq!(next.resume_from(), 31);
+    }
+
+    #[test]
+    fn a_broadcast_progress_moves_only_confirmed_watchers_of_an_in_order_member() {
+        use AtBroadcast::*;
+        use BroadcastOrder::*;
+        let confirmed = Confirmed {
+            partial_fragment: false,
+        };
+        // An in-order member, a confirmed watcher: moved.
+        let mut next = NextRevision::new(10);
+        assert!(next.on_broadcast_progress(20, InOrder, confirmed));
+        assert_eq!(next.resume_from(), 21);
+        // Being created (its created answer not received yet), created
+        // after the request this answers, lagging, or in the middle of a
+        // fragmented response: not moved.
+        for at in [
+            Unconfirmed,
+            CreatedAfterRequest,
+            Lagging,
+            Confirmed {
+                partial_fragment: true,
+            },
+        ] {
+            let mut next = NextRevision::new(10);
+            assert!(!next.on_broadcast_progress(20, InOrder, at), "{at:?}");
+            assert_eq!(next.resume_from(), 10, "{at:?}");
+        }
+        // A member that may answer ahead of events (or is not known):
+        // nobody moves.
+        let mut next = NextRevision::new(10);
+        assert!(!next.on_broadcast_progress(20, MayOvertake, confirmed));
+        assert_eq!(next.resume_from(), 10);
+        // A watcher created at a future revision never moves back.
+        let mut next = NextRevision::new(100);
+        next.on_broadcast_progress(20, InOrder, confirmed);
+        assert_eq!(next.resume_from(), 100);
     }
 
     #[test]

@@ -59,8 +59,10 @@ use crate::fragment::Fragments;
 use crate::ids::{self, Answer, FaultCount, IdMode, PendingCreates};
 use crate::options::WatchOptions;
 use crate::probe::{self, ProbeFuture, ProbeOutcome, Verdict};
+use crate::progress_order::{self, MemberOrders};
+use crate::progress_requests::{Asker, StreamProgress};
 use crate::queue::{Pushed, Queue};
-use crate::revision::NextRevision;
+use crate::revision::{AtBroadcast, BroadcastOrder, NextRevision};
 use crate::watcher::{Note, WatchBatch, Watcher};
 
 /// How many stream messages are handled in one go before the task looks at
@@ -77,6 +79,9 @@ pub(crate) struct Shared {
     /// carried it (see [`CurrentTokenGeneration`]).
     current: OnceLock<CurrentTokenGeneration>,
     next_key: AtomicU64,
+    /// How each member seen answers progress requests (checked once per
+    /// member id).
+    members: Arc<MemberOrders>,
 }
 
 impl Shared {
@@ -86,6 +91,7 @@ impl Shared {
             generation: AtomicU64::new(0),
             current: OnceLock::new(),
             next_key: AtomicU64::new(1),
+            members: Arc::default(),
         }
     }
 
@@ -159,6 +165,9 @@ struct Entry {
     /// Re-checks on a new stream left in this episode (see
     /// [`probe::RECHECKS`]); reset when a create succeeds.
     rechecks_left: u8,
+    /// How many progress requests the stream had sent before this
+    /// watcher's last create (see [`progress_requests`](crate::progress_requests)).
+    requests_before_create: u64,
 }
 
 impl Drop for Entry {
@@ -183,6 +192,8 @@ struct Link {
     fragments: Fragments,
     /// The token generation the stream was opened with.
     generation: Option<TokenGeneration>,
+    /// The stream's member and its unanswered progress requests.
+    progress: StreamProgress,
 }
 
 impl Link {
@@ -205,8 +216,13 @@ impl Link {
         self.send(RequestUnion::CancelRequest(WatchCancelRequest { watch_id }));
     }
 
-    fn request_progress(&self) {
-        if !self.progress_queued.swap(true, Ordering::AcqRel) {
+    /// Sends a progress request for `asker`, or merges it with one still
+    /// queued (see [`progress_requests`](crate::progress_requests)).
+    fn request_progress(&mut self, asker: Asker) {
+        if self.progress_queued.swap(true, Ordering::AcqRel) {
+            self.progress.merged(asker);
+        } else {
+            self.progress.sent(asker);
             self.send(RequestUnion::ProgressRequest(WatchProgressRequest {}));
         }
     }
@@ -250,6 +266,8 @@ enum Wake {
     Inbound(Option<Result<WatchResponse, EtcdError>>),
     Retry,
     Probe(ProbeOutcome),
+    /// Time to ask the stream's member for progress.
+    ProgressTick,
 }
 
 /// The outbound half handed to the service: the task's channel, noting
@@ -305,6 +323,9 @@ pub(crate) struct StreamTask<S> {
     protocol_faults: FaultCount,
     /// The last failure was "cannot connect", already logged at info.
     unreachable_logged: bool,
+    /// The next progress request of the engine's own, while a stream is
+    /// open (see [`WatchConfig::progress_interval`]).
+    progress_timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl<S> StreamTask<S>
@@ -346,6 +367,7 @@ where
             ids: IdMode::Echoed,
             protocol_faults: FaultCount::default(),
             unreachable_logged: false,
+            progress_timer: None,
         }
     }
 
@@ -361,6 +383,7 @@ where
                 note = self.notes.recv() => Wake::Note(note),
                 wake = conn_wake(&mut self.conn) => wake,
                 outcome = probe_wake(&mut self.probe) => Wake::Probe(outcome),
+                () = timer_wake(&mut self.progress_timer) => Wake::ProgressTick,
             };
             self.handle(wake);
         }
@@ -377,16 +400,16 @@ where
                 self.add_watcher(options, reply)
             }
             Wake::Command(Some(Command::Progress)) => {
-                if let Some(link) = self.link() {
-                    link.request_progress();
+                if let Some(link) = self.link_mut() {
+                    link.request_progress(Asker::User);
                 }
             }
             Wake::Note(Some(Note::Progress(key))) => {
                 if let Some(entry) = self.watchers.get(&key) {
                     entry.queue.progress_taken();
                 }
-                if let Some(link) = self.link() {
-                    link.request_progress();
+                if let Some(link) = self.link_mut() {
+                    link.request_progress(Asker::User);
                 }
             }
             Wake::Note(Some(Note::Dropped(key))) => self.remove_watcher(key),
@@ -416,6 +439,7 @@ where
             }
             Wake::Retry => self.conn = Conn::Idle,
             Wake::Probe(outcome) => self.on_probe(outcome),
+            Wake::ProgressTick => self.on_progress_tick(),
         }
     }
 
@@ -444,6 +468,7 @@ where
             self.to_create.clear();
             return;
         }
+        self.arm_progress_timer();
         if self.to_create.is_empty() {
             return;
         }
@@ -480,6 +505,7 @@ where
             reply: Some(reply),
             renewed: false,
             rechecks_left: probe::RECHECKS,
+            requests_before_create: 0,
         };
         self.watchers.insert(key, entry);
         self.to_create.push_back(key);
@@ -509,6 +535,7 @@ where
                 pending: PendingCreates::default(),
                 fragments: Fragments::default(),
                 generation: None,
+                progress: StreamProgress::default(),
             },
             future,
             deadline: Box::pin(tokio::time::sleep(self.shared.config.open_timeout)),
@@ -546,6 +573,7 @@ where
             let id = self.next_watch_id;
             self.next_watch_id = self.next_watch_id.saturating_add(1);
             entry.phase = Phase::Creating(id);
+            entry.requests_before_create = link.progress.requests_sent();
             let create = entry.options.create_request(id, entry.next.resume_from());
             link.send(RequestUnion::CreateRequest(create));
             link.pending.sent(id, key);
@@ -556,6 +584,7 @@ where
     /// it back to `Unsent`.
     fn drop_stream(&mut self) {
         self.conn = Conn::Idle;
+        self.progress_timer = None;
         self.epoch = self.epoch.wrapping_add(1);
         self.by_id.clear();
         self.probe_waiting.clear();
@@ -722,6 +751,9 @@ where
     }
 
     fn on_response(&mut self, response: WatchResponse) {
+        if let Some(header) = &response.header {
+            self.saw_member(header.member_id);
+        }
         if response.created {
             return self.on_create_answer(response);
         }
@@ -1004,20 +1036,118 @@ where
             return;
         };
         entry.next.on_progress(header.revision);
-        entry
-            .queue
-            .push_progress(WatchBatch::new(header, Vec::new(), true));
+        // Every create asks for these; only a user who asked sees them.
+        if entry.options.progress_notify {
+            entry
+                .queue
+                .push_progress(WatchBatch::new(header, Vec::new(), true));
+        }
     }
 
     /// An answer to a progress request, for every watcher of the stream.
-    /// It does not move next revisions (see [`revision`](crate::revision)).
+    /// It moves the next revision of the watchers the rules allow (see
+    /// [`revision`](crate::revision)), and reaches the users unless it
+    /// answers a request of the engine's own (see
+    /// [`progress_requests`](crate::progress_requests)).
     fn broadcast_progress(&mut self, response: WatchResponse) {
         let header = response.header.unwrap_or_default();
-        for entry in self.watchers.values() {
-            if matches!(entry.phase, Phase::Active(_)) {
+        let order = self.broadcast_order(header.member_id);
+        let (Conn::Opening { link, .. } | Conn::Open { link, .. }) = &mut self.conn else {
+            return;
+        };
+        let answer = link.progress.answered();
+        let show = answer.show;
+        let mut moved = 0usize;
+        for entry in self.watchers.values_mut() {
+            let at = match entry.phase {
+                Phase::Active(id)
+                    if answer
+                        .request
+                        .is_some_and(|request| entry.requests_before_create < request) =>
+                {
+                    AtBroadcast::Confirmed {
+                        partial_fragment: link.fragments.is_partial(id),
+                    }
+                }
+                Phase::Active(_) => AtBroadcast::CreatedAfterRequest,
+                Phase::Lagging => AtBroadcast::Lagging,
+                Phase::Unsent | Phase::Creating(_) | Phase::Rejected => AtBroadcast::Unconfirmed,
+            };
+            if entry.next.on_broadcast_progress(header.revision, order, at) {
+                moved += 1;
+            }
+            if show && matches!(entry.phase, Phase::Active(_)) {
                 entry
                     .queue
                     .push_progress(WatchBatch::new(header, Vec::new(), true));
+            }
+        }
+        tracing::trace!(
+            revision = header.revision,
+            ?order,
+            moved,
+            shown = show,
+            "progress answer"
+        );
+    }
+
+    /// How the stream's member answers progress requests, for an answer
+    /// whose header names `member_id`: in order only if the stream's
+    /// headers all named that one member and it is known to be fixed.
+    fn broadcast_order(&self, member_id: u64) -> BroadcastOrder {
+        match self.link().and_then(|link| link.progress.member()) {
+            Some(member) if member == member_id => self.shared.members.order(member),
+            _ => BroadcastOrder::MayOvertake,
+        }
+    }
+
+    /// A response header named `member_id`: the first one a stream shows
+    /// has its version checked, once per member id for the engine.
+    fn saw_member(&mut self, member_id: u64) {
+        let Some(link) = self.link_mut() else {
+            return;
+        };
+        let Some(member) = link.progress.saw_member(member_id) else {
+            return;
+        };
+        if self.shared.config.progress_interval.is_some() {
+            progress_order::spawn_check(
+                self.shared.members.clone(),
+                self.service.clone(),
+                member,
+                self.shared.config.probe_timeout,
+            );
+        }
+    }
+
+    /// Keeps the engine's progress timer running while a stream is open.
+    fn arm_progress_timer(&mut self) {
+        let Some(interval) = self.shared.config.progress_interval else {
+            return;
+        };
+        if self.progress_timer.is_none() && matches!(self.conn, Conn::Open { .. }) {
+            self.progress_timer = Some(Box::pin(tokio::time::sleep(interval)));
+        }
+    }
+
+    /// The progress timer fired: asks the stream's member for progress if
+    /// its answers may move next revisions and some watcher is active.
+    fn on_progress_tick(&mut self) {
+        self.progress_timer = None;
+        let in_order = self
+            .link()
+            .and_then(|link| link.progress.member())
+            .is_some_and(|member| self.shared.members.order(member) == BroadcastOrder::InOrder);
+        let active = self
+            .watchers
+            .values()
+            .any(|entry| matches!(entry.phase, Phase::Active(_)));
+        if !in_order || !active {
+            return;
+        }
+        if let Some(link) = self.link_mut() {
+            if link.progress.engine_may_ask() {
+                link.request_progress(Asker::Engine);
             }
         }
     }
@@ -1083,6 +1213,13 @@ async fn conn_wake(conn: &mut Conn) -> Wake {
             }
         }
         Conn::Open { inbound, .. } => Wake::Inbound(inbound.next().await),
+    }
+}
+
+async fn timer_wake(timer: &mut Option<Pin<Box<Sleep>>>) {
+    match timer {
+        Some(sleep) => sleep.as_mut().await,
+        None => std::future::pending().await,
     }
 }
 

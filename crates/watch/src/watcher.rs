@@ -54,11 +54,13 @@ impl WatchBatch {
 
     /// Whether this is a progress notification: no events, only the news
     /// that the store reached [`revision`](Self::revision). A notification
-    /// the server sent for this watcher alone (`progress_notify`) means
-    /// every event up to that revision was delivered; one answering a
-    /// progress request is broadcast to every watcher of the stream and,
-    /// on etcd before 3.4.24 / 3.5.8, may arrive before events of watchers
-    /// that are still catching up (etcd issue 15220).
+    /// the server sent for this watcher alone (only shown with
+    /// [`WatchOptions::progress_notify`](crate::WatchOptions::progress_notify))
+    /// means every event up to that revision was delivered; one answering a
+    /// progress request ([`Watcher::request_progress`]) is broadcast to
+    /// every watcher of the stream and, on etcd before 3.4.24 / 3.5.8, may
+    /// arrive before events of watchers that are still catching up (etcd
+    /// issue 15220). The engine's own progress requests are never shown.
     pub fn is_progress_notify(&self) -> bool {
         self.progress_notify
     }

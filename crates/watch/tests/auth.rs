@@ -1,6 +1,6 @@
 //! The engine side of auth cooperation, end to end on real etcd 3.5 and
 //! 3.4 with short-lived simple tokens. The auth layer is played by a small
-//! stand-in (`TokenStack`) that behaves as the brief describes the real one:
+//! stand-in (`support::token_stack::TokenStack`) that behaves as the brief describes the real one:
 //! it attaches a token, re-authenticates a unary call refused with
 //! `InvalidAuthToken`, and reports the `TokenGeneration` of every stream and
 //! of unary calls that ask for it.
@@ -8,98 +8,14 @@
 
 mod support;
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use etcd_tower_core::proto::etcdserverpb::{AuthenticateRequest, AuthenticateResponse};
-use etcd_tower_core::signal::{ReportTokenGeneration, TokenGeneration};
-use etcd_tower_core::{AuthToken, ErrorKind, EtcdError, EtcdRequest, EtcdResponse, Transport};
+use etcd_tower_core::{ErrorKind, EtcdError, EtcdRequest};
 use etcd_tower_testkit::{binaries, Cluster};
 use etcd_tower_watch::{WatchEngine, WatchOptions};
 use support::etcd::*;
+use support::token_stack::TokenStack;
 use tower::ServiceExt;
-
-#[derive(Clone)]
-struct TokenStack {
-    inner: Transport,
-    user: (&'static str, &'static str),
-    state: Arc<tokio::sync::Mutex<(Option<AuthToken>, u64)>>,
-}
-
-impl TokenStack {
-    fn new(inner: Transport, user: (&'static str, &'static str)) -> Self {
-        TokenStack {
-            inner,
-            user,
-            state: Arc::default(),
-        }
-    }
-
-    /// The current token, or a new one if there is none or `stale` is the
-    /// current generation.
-    async fn token(&self, stale: Option<u64>) -> Result<(AuthToken, u64), EtcdError> {
-        let mut state = self.state.lock().await;
-        if let Some(token) = &state.0 {
-            if Some(state.1) != stale {
-                return Ok((token.clone(), state.1));
-            }
-        }
-        let request = AuthenticateRequest {
-            name: self.user.0.into(),
-            password: self.user.1.into(),
-        };
-        let response = self
-            .inner
-            .clone()
-            .oneshot(EtcdRequest::new(request))
-            .await?;
-        let token = AuthToken::new(&AuthenticateResponse::try_from(response)?.token)?;
-        state.1 += 1;
-        state.0 = Some(token.clone());
-        Ok((token, state.1))
-    }
-}
-
-impl tower::Service<EtcdRequest> for TokenStack {
-    type Response = EtcdResponse;
-    type Error = EtcdError;
-    type Future = Pin<Box<dyn Future<Output = Result<EtcdResponse, EtcdError>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), EtcdError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, mut request: EtcdRequest) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move {
-            let report = request
-                .meta
-                .extensions
-                .get::<ReportTokenGeneration>()
-                .is_some();
-            let streaming = request.rpc().is_streaming();
-            let (token, generation) = this.token(None).await?;
-            let again = request.try_clone();
-            request.meta.token = Some(token);
-            let (result, generation) = match (this.inner.clone().oneshot(request).await, again) {
-                (Err(error), Some(mut again)) if *error.kind() == ErrorKind::InvalidAuthToken => {
-                    let (token, generation) = this.token(Some(generation)).await?;
-                    again.meta.token = Some(token);
-                    (this.inner.clone().oneshot(again).await, generation)
-                }
-                (result, _) => (result, generation),
-            };
-            let mut response = result?;
-            if streaming || report {
-                response.extensions.insert(TokenGeneration(generation));
-            }
-            Ok(response)
-        })
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_stream_token_is_renewed_and_a_real_denial_is_reported() {
@@ -167,7 +83,7 @@ async fn an_expired_stream_token_is_renewed_and_a_real_denial_is_reported() {
         // The refusal was probed: alice's token was renewed (generation 2)
         // and the stream re-opened with it.
         assert_eq!(
-            alice.state.lock().await.1,
+            alice.logins().await,
             2,
             "{label}: the token was not renewed"
         );

@@ -20,7 +20,8 @@
 //!   (asserted: one stream open, no probe, within 0.3 s).
 //!
 //! The figures are printed with the tag `[resume-latency]`. The auth layer
-//! is played by a stand-in (`TokenStack`; this crate does not depend on
+//! is played by a stand-in (`support::token_stack::TokenStack`, with
+//! `publishing_current_generation`; this crate does not depend on
 //! the auth crate) that behaves as the real one does: it attaches a token,
 //! logs in again when a unary call is refused with `InvalidAuthToken`, tags
 //! every stream with the `TokenGeneration` it was opened with and the
@@ -30,23 +31,16 @@
 
 mod support;
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use etcd_tower_core::proto::etcdserverpb::{
-    AuthenticateRequest, AuthenticateResponse, RangeRequest,
-};
-use etcd_tower_core::signal::{CurrentTokenGeneration, ReportTokenGeneration, TokenGeneration};
-use etcd_tower_core::{AuthToken, ErrorKind, EtcdError, EtcdRequest, EtcdResponse, Transport};
+use etcd_tower_core::proto::etcdserverpb::RangeRequest;
+use etcd_tower_core::{EtcdError, EtcdRequest};
 use etcd_tower_testkit::{binaries, Cluster, EtcdBinary};
 use etcd_tower_watch::{WatchEngine, WatchOptions, Watcher};
 use futures::StreamExt;
 use support::etcd::*;
+use support::token_stack::TokenStack;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 use tower::ServiceExt;
@@ -62,106 +56,6 @@ const RESUME_TARGET: Duration = Duration::from_millis(300);
 /// servers' logins (an RSA signature and a Raft write each) are sometimes
 /// slower, and the figure includes them.
 const RESUME_BOUND: Duration = Duration::from_secs(1);
-
-/// A stand-in for the auth layer; see the module docs.
-#[derive(Clone)]
-struct TokenStack {
-    inner: Transport,
-    state: Arc<tokio::sync::Mutex<(Option<AuthToken>, u64)>>,
-    current: CurrentTokenGeneration,
-    /// Watch streams opened.
-    opens: Arc<AtomicUsize>,
-    /// Unary calls that asked for their token generation (the engine's
-    /// probes).
-    probes: Arc<AtomicUsize>,
-}
-
-impl TokenStack {
-    fn new(inner: Transport) -> Self {
-        TokenStack {
-            inner,
-            state: Arc::default(),
-            current: CurrentTokenGeneration::default(),
-            opens: Arc::default(),
-            probes: Arc::default(),
-        }
-    }
-
-    /// The current token, or a new one if there is none or `stale` is the
-    /// current generation.
-    async fn token(&self, stale: Option<u64>) -> Result<(AuthToken, u64), EtcdError> {
-        let mut state = self.state.lock().await;
-        if let Some(token) = &state.0 {
-            if Some(state.1) != stale {
-                return Ok((token.clone(), state.1));
-            }
-        }
-        let request = AuthenticateRequest {
-            name: "root".into(),
-            password: "rootpw".into(),
-        };
-        let response = self
-            .inner
-            .clone()
-            .oneshot(EtcdRequest::new(request))
-            .await?;
-        let token = AuthToken::new(&AuthenticateResponse::try_from(response)?.token)?;
-        state.1 += 1;
-        state.0 = Some(token.clone());
-        self.current.advance(TokenGeneration(state.1));
-        Ok((token, state.1))
-    }
-
-    fn generation(&self) -> u64 {
-        self.current.get().0
-    }
-}
-
-impl tower::Service<EtcdRequest> for TokenStack {
-    type Response = EtcdResponse;
-    type Error = EtcdError;
-    type Future = Pin<Box<dyn Future<Output = Result<EtcdResponse, EtcdError>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), EtcdError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, mut request: EtcdRequest) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move {
-            let report = request
-                .meta
-                .extensions
-                .get::<ReportTokenGeneration>()
-                .is_some();
-            let streaming = request.rpc().is_streaming();
-            if streaming {
-                this.opens.fetch_add(1, Ordering::Relaxed);
-            } else if report {
-                this.probes.fetch_add(1, Ordering::Relaxed);
-            }
-            let (token, generation) = this.token(None).await?;
-            let again = request.try_clone();
-            request.meta.token = Some(token);
-            let (result, generation) = match (this.inner.clone().oneshot(request).await, again) {
-                (Err(error), Some(mut again)) if *error.kind() == ErrorKind::InvalidAuthToken => {
-                    let (token, generation) = this.token(Some(generation)).await?;
-                    again.meta.token = Some(token);
-                    (this.inner.clone().oneshot(again).await, generation)
-                }
-                (result, _) => (result, generation),
-            };
-            let mut response = result?;
-            if streaming || report {
-                response.extensions.insert(TokenGeneration(generation));
-            }
-            if streaming {
-                response.extensions.insert(this.current.clone());
-            }
-            Ok(response)
-        })
-    }
-}
 
 /// When the member at `addr` first answers `GET /health` as healthy,
 /// polled every 2 ms.
@@ -244,7 +138,8 @@ async fn measure(bin: &EtcdBinary, tokens: Tokens) -> Figures {
     let mut cluster = builder.start().await.unwrap();
     cluster.enable_auth("rootpw").await.unwrap();
     let endpoints = cluster.endpoints();
-    let writer = TokenStack::new(transport(&endpoints));
+    let writer =
+        TokenStack::new(transport(&endpoints), ("root", "rootpw")).publishing_current_generation();
     let put_all = |pairs: Vec<(String, String)>| {
         let writer = writer.clone();
         async move {
@@ -268,7 +163,8 @@ async fn measure(bin: &EtcdBinary, tokens: Tokens) -> Figures {
             Ok::<i64, EtcdError>(TxnResponse::try_from(response)?.header.unwrap().revision)
         }
     };
-    let stack = TokenStack::new(transport(&endpoints));
+    let stack =
+        TokenStack::new(transport(&endpoints), ("root", "rootpw")).publishing_current_generation();
     let engine = WatchEngine::new(stack.clone());
 
     let from = put_all(all_keys("before")).await.unwrap();
@@ -333,10 +229,7 @@ async fn measure(bin: &EtcdBinary, tokens: Tokens) -> Figures {
         stack.generation() > before,
         "{label}: the unary call did not log in again"
     );
-    let (opens, probes) = (
-        stack.opens.load(Ordering::Relaxed),
-        stack.probes.load(Ordering::Relaxed),
-    );
+    let (opens, probes) = (stack.opens(), stack.probes());
     let started = Instant::now();
     let fresh = bounded(
         10,
@@ -346,8 +239,8 @@ async fn measure(bin: &EtcdBinary, tokens: Tokens) -> Figures {
     .await
     .unwrap_or_else(|e| panic!("{label}: {e}"));
     let created = started.elapsed();
-    let opens = stack.opens.load(Ordering::Relaxed) - opens;
-    let probes = stack.probes.load(Ordering::Relaxed) - probes;
+    let opens = stack.opens() - opens;
+    let probes = stack.probes() - probes;
     eprintln!(
         "[resume-latency] {label}: new watch after a token refresh created in {} ({opens} stream open(s), {probes} probe(s))",
         ms(created)

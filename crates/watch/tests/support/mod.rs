@@ -3,3 +3,4 @@
 
 pub mod etcd;
 pub mod mock;
+pub mod token_stack;
