@@ -41,6 +41,10 @@ pub enum ErrorKind {
     Timeout,
     /// A response of the wrong kind came back (a bug in a layer).
     UnexpectedResponse,
+    /// A serializable read was answered from a revision older than one the
+    /// client had already seen (a lagging member; see the
+    /// `etcd-tower-ordering` layer). Nothing was applied.
+    StaleRead,
     /// The service was closed (for example the client was dropped).
     Closed,
 
@@ -216,6 +220,9 @@ impl fmt::Display for ErrorKind {
             K::ConnectionLost => "the connection broke while the request was in flight",
             K::Timeout => "the client's deadline passed",
             K::UnexpectedResponse => "a response of the wrong kind came back",
+            K::StaleRead => {
+                "a serializable read was answered from an older revision than one already seen"
+            }
             K::Closed => "the client's service is closed",
             // KV and MVCC.
             K::FutureRevision => "the requested revision is in the future",

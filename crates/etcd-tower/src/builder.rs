@@ -12,6 +12,7 @@ use etcd_tower_core::{EtcdError, EtcdRequest, TlsOptions, TransportBuilder};
 use etcd_tower_metrics::MetricsLayer;
 #[cfg(feature = "namespace")]
 use etcd_tower_namespace::NamespaceLayer;
+use etcd_tower_ordering::{OnViolation, OrderingLayer};
 use etcd_tower_retry::RetryLayer;
 use etcd_tower_timeout::TimeoutLayer;
 #[cfg(not(all(feature = "auth", feature = "namespace", feature = "metrics")))]
@@ -34,6 +35,7 @@ use crate::client::Client;
 /// | `NamespaceLayer` | `etcd-tower-namespace` (feature `namespace`) | [`namespace`](Self::namespace) |
 /// | `MetricsLayer` | `etcd-tower-metrics` (feature `metrics`) | [`metrics`](Self::metrics) |
 /// | `TimeoutLayer` | `etcd-tower-timeout` | [`timeout`](Self::timeout) |
+/// | `OrderingLayer` | `etcd-tower-ordering` | [`ordered_reads`](Self::ordered_reads) (off by default) |
 /// | `RetryLayer` | `etcd-tower-retry` | [`retry`](Self::retry), [`no_retry`](Self::no_retry) (on by default) |
 /// | `TimeoutLayer`, each attempt | `etcd-tower-timeout` | [`attempt_timeout`](Self::attempt_timeout) |
 /// | `AuthLayer` | `etcd-tower-auth` (feature `auth`) | [`user`](Self::user) |
@@ -91,7 +93,9 @@ use crate::client::Client;
 pub struct ClientBuilder {
     transport: TransportBuilder,
     #[cfg(feature = "auth")]
-    credentials: Option<Credentials>,
+    /// The login: built at once, so the password lives only in the layer,
+    /// which never prints it and wipes it when dropped.
+    auth: Option<AuthLayer>,
     #[cfg(feature = "namespace")]
     namespace: Option<Bytes>,
     timeout: Option<Duration>,
@@ -101,23 +105,7 @@ pub struct ClientBuilder {
     require_leader: bool,
     auto_sync: Option<Duration>,
     retry: Option<RetryLayer>,
-}
-
-#[cfg(feature = "auth")]
-#[derive(Clone)]
-struct Credentials {
-    user: String,
-    password: String,
-}
-
-#[cfg(feature = "auth")]
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("user", &self.user)
-            .field("password", &"<redacted>")
-            .finish()
-    }
+    ordering: Option<OrderingLayer>,
 }
 
 impl ClientBuilder {
@@ -129,7 +117,7 @@ impl ClientBuilder {
         ClientBuilder {
             transport: etcd_tower_core::Transport::builder(endpoints),
             #[cfg(feature = "auth")]
-            credentials: None,
+            auth: None,
             #[cfg(feature = "namespace")]
             namespace: None,
             timeout: None,
@@ -139,6 +127,7 @@ impl ClientBuilder {
             require_leader: false,
             auto_sync: None,
             retry: Some(RetryLayer::new()),
+            ordering: None,
         }
     }
 
@@ -146,10 +135,7 @@ impl ClientBuilder {
     /// (feature `auth`).
     #[cfg(feature = "auth")]
     pub fn user(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
-        self.credentials = Some(Credentials {
-            user: user.into(),
-            password: password.into(),
-        });
+        self.auth = Some(AuthLayer::new(user, password));
         self
     }
 
@@ -198,6 +184,17 @@ impl ClientBuilder {
     /// certainly not sent). On by default, with `RetryLayer::new()`.
     pub fn retry(mut self, retry: RetryLayer) -> Self {
         self.retry = Some(retry);
+        self
+    }
+
+    /// Never returns a serializable read older than a revision the client
+    /// has already seen (Go's `ordering` wrapper): such an answer, from a
+    /// member lagging behind after a failover, is sent again to another
+    /// member or fails as [`ErrorKind::StaleRead`](crate::ErrorKind::StaleRead),
+    /// as `policy` says. Off by default (linearizable reads, the default,
+    /// are never stale). See [`layers::ordering`](crate::layers::ordering).
+    pub fn ordered_reads(mut self, policy: OnViolation) -> Self {
+        self.ordering = Some(OrderingLayer::new().on_violation(policy));
         self
     }
 
@@ -283,7 +280,7 @@ impl ClientBuilder {
                     request
                 }));
         #[cfg(feature = "auth")]
-        let auth = self.credentials.map(|c| AuthLayer::new(c.user, c.password));
+        let auth = self.auth;
         #[cfg(not(feature = "auth"))]
         let auth = None::<Identity>;
         #[cfg(feature = "namespace")]
@@ -299,6 +296,7 @@ impl ClientBuilder {
             .option_layer(namespace)
             .option_layer(metrics)
             .option_layer(self.timeout.map(TimeoutLayer::new))
+            .option_layer(self.ordering)
             .option_layer(self.retry)
             .option_layer(
                 self.attempt_timeout

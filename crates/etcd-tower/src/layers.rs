@@ -41,6 +41,8 @@ pub use etcd_tower_metrics::MetricsLayer;
 pub use etcd_tower_namespace as namespace;
 #[cfg(feature = "namespace")]
 pub use etcd_tower_namespace::NamespaceLayer;
+pub use etcd_tower_ordering as ordering;
+pub use etcd_tower_ordering::OrderingLayer;
 pub use etcd_tower_retry as retry;
 pub use etcd_tower_retry::RetryLayer;
 pub use etcd_tower_timeout as timeout;

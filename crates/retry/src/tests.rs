@@ -175,6 +175,7 @@ fn all_kinds() -> Vec<(ErrorKind, Code)> {
     .map(|k| (k, Code::FailedPrecondition))
     .collect();
     kinds.extend(TRANSIENT.iter().map(|k| (k.clone(), Code::Unavailable)));
+    kinds.push((K::StaleRead, Code::Aborted));
     kinds.push((K::Other, Code::Unavailable));
     kinds.push((K::Other, Code::Unknown));
     kinds.push((K::Other, Code::Internal));
