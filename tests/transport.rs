@@ -187,6 +187,10 @@ async fn lease_rpcs_and_keepalive_stream() {
                 .oneshot(EtcdRequest::new(RequestBody::LeaseKeepAlive(Box::pin(rx))))
                 .await
                 .unwrap();
+            // The stream says where it went, for calls aimed at its member.
+            let served_by = response.extensions.get::<etcd_tower_core::TargetEndpoint>();
+            let expected = etcd_tower_core::TargetEndpoint::new(&cluster.endpoints()[0]).unwrap();
+            assert_eq!(served_by, Some(&expected), "{}", bin.label());
             let ResponseBody::LeaseKeepAlive(mut inbound) = response.body else {
                 panic!("not a keep-alive stream")
             };

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 
 use super::codec;
 use super::connection::{ActiveGuard, ConnectionInfo, Live};
-use super::route::{bit, TriedEndpoints};
+use super::route::{bit, TargetEndpoint, TriedEndpoints};
 use super::{BoxCall, Shared};
 use crate::error::{Code, ErrorKind, EtcdError, Sent};
 use crate::request::RequestMeta;
@@ -491,7 +491,13 @@ impl Dispatch for Carrier<'_> {
             match GrpcStream::<Resp>::receive(response, open, Some(cancel), limits.max_recv_size)
                 .await
             {
-                Ok(stream) => Ok(EtcdResponse::new(wrap(Box::pin(stream)))),
+                Ok(stream) => {
+                    let mut response = EtcdResponse::new(wrap(Box::pin(stream)));
+                    // Where the stream is, for calls aimed at its member.
+                    let served_by = TargetEndpoint::of(shared.endpoints.slot(index).endpoint());
+                    response.extensions.insert(served_by);
+                    Ok(response)
+                }
                 Err(error) => {
                     note_failure(&shared, index, &error);
                     Err(error)

@@ -8,6 +8,11 @@
 //!   across members, must know which member answered. Such a call never
 //!   fails over: a member that cannot be reached is an error, not a reason
 //!   to ask another one.
+//!   A bidirectional stream's response (Watch, LeaseKeepAlive) carries
+//!   the `TargetEndpoint` it was opened on in its
+//!   [`extensions`](crate::EtcdResponse::extensions), so that a caller can
+//!   aim a later call at the stream's member (the watch engine asks that
+//!   member for its version).
 //! * [`TriedEndpoints`]: the endpoints earlier attempts of the same call
 //!   went to. The retry layer gives every call it may repeat one of these;
 //!   the transport records each endpoint it sends the call to and, for a
@@ -59,6 +64,14 @@ impl TargetEndpoint {
             endpoint: Arc::new(parsed),
             scheme_given,
         })
+    }
+
+    /// One of the transport's endpoints, scheme included.
+    pub(crate) fn of(endpoint: &Endpoint) -> Self {
+        TargetEndpoint {
+            endpoint: Arc::new(endpoint.clone()),
+            scheme_given: true,
+        }
     }
 
     /// The endpoint, parsed.

@@ -12,7 +12,11 @@
 //!
 //! The engine learns a member's version once per member id (not per stream:
 //! streams come and go with faults), cached in the engine's shared state,
-//! with a `Maintenance/Status` call through the service stack:
+//! with a `Maintenance/Status` call through the service stack, aimed at the
+//! endpoint the stream was opened on (the transport says which, as a
+//! [`TargetEndpoint`] in the stream's response; without it, round-robin
+//! may send the call elsewhere, and a third of the time on three members
+//! every attempt would miss):
 //!
 //! * the answer's header names the stream's member: its `version` decides,
 //!   by [`IN_ORDER_SINCE`];
@@ -33,7 +37,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use etcd_tower_core::proto::etcdserverpb::{StatusRequest, StatusResponse};
-use etcd_tower_core::{Code, EtcdError, EtcdRequest, EtcdResponse};
+use etcd_tower_core::{Code, EtcdError, EtcdRequest, EtcdResponse, TargetEndpoint};
 use tower::{Service, ServiceExt};
 
 use crate::revision::BroadcastOrder;
@@ -105,9 +109,14 @@ fn judge(member_id: u64, result: Result<EtcdResponse, EtcdError>) -> Attempt {
     }
 }
 
-/// Asks `service` for the version of member `member_id`, at most
-/// [`ATTEMPTS`] times, each bounded by `timeout`.
-pub(crate) async fn check<S>(mut service: S, member_id: u64, timeout: Duration) -> BroadcastOrder
+/// Asks `service` for the version of member `member_id`, at `endpoint`
+/// when known, at most [`ATTEMPTS`] times, each bounded by `timeout`.
+pub(crate) async fn check<S>(
+    mut service: S,
+    member_id: u64,
+    endpoint: Option<TargetEndpoint>,
+    timeout: Duration,
+) -> BroadcastOrder
 where
     S: Service<EtcdRequest, Response = EtcdResponse, Error = EtcdError>,
 {
@@ -115,7 +124,9 @@ where
     for attempt in 1..=ATTEMPTS {
         let call = async {
             ServiceExt::<EtcdRequest>::ready(&mut service).await?;
-            Service::call(&mut service, EtcdRequest::new(StatusRequest {})).await
+            let mut status = EtcdRequest::new(StatusRequest {});
+            status.meta.endpoint = endpoint.clone();
+            Service::call(&mut service, status).await
         };
         let result = match tokio::time::timeout(timeout, call).await {
             Ok(result) => result,
@@ -185,6 +196,7 @@ pub(crate) fn spawn_check<S>(
     orders: Arc<MemberOrders>,
     service: S,
     member_id: u64,
+    endpoint: Option<TargetEndpoint>,
     timeout: Duration,
 ) where
     S: Service<EtcdRequest, Response = EtcdResponse, Error = EtcdError> + Send + 'static,
@@ -194,7 +206,7 @@ pub(crate) fn spawn_check<S>(
         return;
     }
     tokio::spawn(async move {
-        let order = check(service, member_id, timeout).await;
+        let order = check(service, member_id, endpoint, timeout).await;
         tracing::debug!(
             member_id,
             ?order,

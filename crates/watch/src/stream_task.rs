@@ -45,7 +45,7 @@ use etcd_tower_core::proto::etcdserverpb::{
 use etcd_tower_core::signal::{CurrentTokenGeneration, TokenGeneration};
 use etcd_tower_core::{
     Code, ErrorKind, EtcdError, EtcdRequest, EtcdResponse, RequestBody, ResponseBody,
-    ResponseStream, Sent,
+    ResponseStream, Sent, TargetEndpoint,
 };
 use futures_core::Stream;
 use futures_util::{FutureExt, StreamExt};
@@ -192,6 +192,9 @@ struct Link {
     fragments: Fragments,
     /// The token generation the stream was opened with.
     generation: Option<TokenGeneration>,
+    /// The endpoint the stream was opened on (from the transport), where
+    /// the member's version is asked.
+    endpoint: Option<TargetEndpoint>,
     /// The stream's member and its unanswered progress requests.
     progress: StreamProgress,
 }
@@ -535,6 +538,7 @@ where
                 pending: PendingCreates::default(),
                 fragments: Fragments::default(),
                 generation: None,
+                endpoint: None,
                 progress: StreamProgress::default(),
             },
             future,
@@ -709,6 +713,7 @@ where
             Err(error) => return self.fault(error),
         };
         let generation = response.extensions.get::<TokenGeneration>().copied();
+        let endpoint = response.extensions.get::<TargetEndpoint>().cloned();
         let inbound = match response.body {
             ResponseBody::Watch(inbound) => inbound,
             other => {
@@ -726,6 +731,7 @@ where
         }
         if let Conn::Opening { mut link, .. } = std::mem::replace(&mut self.conn, Conn::Idle) {
             link.generation = generation;
+            link.endpoint = endpoint;
             if let Some(reason) = self.resume_reason.take() {
                 metrics::counter!(WATCH_RESUMES_TOTAL, LABEL_REASON => reason).increment(1);
             }
@@ -1110,11 +1116,13 @@ where
         let Some(member) = link.progress.saw_member(member_id) else {
             return;
         };
+        let endpoint = link.endpoint.clone();
         if self.shared.config.progress_interval.is_some() {
             progress_order::spawn_check(
                 self.shared.members.clone(),
                 self.service.clone(),
                 member,
+                endpoint,
                 self.shared.config.probe_timeout,
             );
         }
