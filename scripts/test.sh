@@ -19,8 +19,13 @@ scope=(--workspace)
 case " ${cargo_args[*]-} " in
     *" -p "* | *" --package "*) scope=() ;;
 esac
+# Every target, unless the arguments pick some.
+targets=(--all-targets)
+case " ${cargo_args[*]-} " in
+    *" --test "* | *" --lib "* | *" --bin "* | *" --example "* | *" --tests "*) targets=() ;;
+esac
 status=0
-python3 scripts/run-tests.py "${scope[@]}" --all-targets "$@" || status=$?
+python3 scripts/run-tests.py "${scope[@]}" "${targets[@]}" "$@" || status=$?
 # Doc tests, unless the arguments picked test targets.
 case " ${cargo_args[*]-} " in
     *" --test "* | *" --lib "* | *" --bin "* | *" --example "*) ;;

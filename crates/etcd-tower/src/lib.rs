@@ -174,6 +174,7 @@
 //! | [Cluster](cluster) | `member_*` | |
 //! | [Endpoints](endpoints) | `endpoints`, `set_endpoints`, `sync_endpoints`; [`auto_sync`](ClientBuilder::auto_sync) | |
 //! | [Maintenance](maintenance) | `status`, `alarm_*`, `defragment`, `hash`, `hash_kv`, `snapshot`, `move_leader` | [`SnapshotInfo`] |
+//! | [Mirror](mirror) | | [`Syncer`](mirror::Syncer): a prefix copied at one revision, then its changes, across faults and compaction |
 //! | [Per member](per_member) | `defragment_each_member`, `hash_kv_each_member`, `status_each_member`, `move_leader_to`; `at_endpoint` for any call | [`MemberAnswer`](per_member::MemberAnswer), [`CallOptions`] |
 //! | [Lock service](lock) | `lock`, `unlock` | |
 //! | [Election service](election) | `campaign`, `proclaim`, `leader`, `observe`, `resign` | |
@@ -207,6 +208,7 @@ pub mod layers;
 pub mod lease;
 pub mod lock;
 pub mod maintenance;
+pub mod mirror;
 pub mod per_member;
 pub mod txn;
 pub mod watch;
