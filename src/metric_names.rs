@@ -252,6 +252,7 @@ pub const fn error_kind_label(kind: &ErrorKind) -> &'static str {
         ErrorKind::ConnectionLost => "ConnectionLost",
         ErrorKind::Timeout => "Timeout",
         ErrorKind::UnexpectedResponse => "UnexpectedResponse",
+        ErrorKind::ResponseTooLarge => "ResponseTooLarge",
         ErrorKind::StaleRead => "StaleRead",
         ErrorKind::Closed => "Closed",
         ErrorKind::Compacted { .. } => "Compacted",

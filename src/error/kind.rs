@@ -39,8 +39,15 @@ pub enum ErrorKind {
     ConnectionLost,
     /// A client-side deadline passed.
     Timeout,
-    /// A response of the wrong kind came back (a bug in a layer).
+    /// An answer the client cannot use: not a well-formed gRPC message of
+    /// the expected type (garbage, a truncated message, two where one was
+    /// due, a message of another type), or a response of the wrong kind
+    /// from a layer (a bug). The request was sent.
     UnexpectedResponse,
+    /// An answer longer than the client's receive limit (the transport's
+    /// `max_recv_size`), refused from its length prefix before it was
+    /// buffered. The request was sent.
+    ResponseTooLarge,
     /// A serializable read was answered from a revision older than one the
     /// client had already seen (a lagging member; see the
     /// `etcd-tower-ordering` layer). Nothing was applied.
@@ -219,7 +226,8 @@ impl fmt::Display for ErrorKind {
             K::Connect => "no connection could be made to any endpoint",
             K::ConnectionLost => "the connection broke while the request was in flight",
             K::Timeout => "the client's deadline passed",
-            K::UnexpectedResponse => "a response of the wrong kind came back",
+            K::UnexpectedResponse => "a malformed response or one of the wrong kind came back",
+            K::ResponseTooLarge => "the response is longer than the client's receive limit",
             K::StaleRead => {
                 "a serializable read was answered from an older revision than one already seen"
             }

@@ -82,15 +82,34 @@ fn not_sent(info: &ConnectionInfo, error: h2::Error) -> EtcdError {
     .with_source(error)
 }
 
-/// The connection or stream failed after the request may have left.
+/// The connection or stream failed after the request may have left;
+/// unless the server reset the stream with `REFUSED_STREAM`, HTTP/2's word
+/// for "not processed at all" (RFC 9113, section 8.7), which is safe to
+/// send again.
 fn lost(error: h2::Error) -> EtcdError {
+    let refused = error.is_remote() && error.reason() == Some(h2::Reason::REFUSED_STREAM);
+    let sent = if refused {
+        Sent::NotSent
+    } else {
+        Sent::MayHaveBeenApplied
+    };
     EtcdError::new(
         ErrorKind::ConnectionLost,
         Code::Unavailable,
         format!("connection lost: {error}"),
-        Sent::MayHaveBeenApplied,
+        sent,
     )
     .with_source(error)
+}
+
+/// An answer the client could not decode, or one over its receive limit
+/// (the codec's statuses): the request was sent and may have been applied.
+fn malformed(status: tonic::Status) -> EtcdError {
+    let (kind, code) = match status.code() {
+        tonic::Code::OutOfRange => (ErrorKind::ResponseTooLarge, Code::ResourceExhausted),
+        _ => (ErrorKind::UnexpectedResponse, Code::Internal),
+    };
+    EtcdError::new(kind, code, status.message(), Sent::MayHaveBeenApplied)
 }
 
 /// A status the server sent (or one the client inferred from what it
@@ -125,7 +144,7 @@ fn http_status(http: StatusCode) -> tonic::Status {
 }
 
 /// The call's status from its trailers.
-fn trailer_status(trailers: Option<&HeaderMap>) -> Result<(), tonic::Status> {
+fn trailer_status(trailers: Option<&HeaderMap>) -> Result<(), EtcdError> {
     // The common case without building a `Status` (which clones the map).
     if trailers
         .and_then(|t| t.get("grpc-status"))
@@ -134,11 +153,11 @@ fn trailer_status(trailers: Option<&HeaderMap>) -> Result<(), tonic::Status> {
         return Ok(());
     }
     match trailers.and_then(tonic::Status::from_header_map) {
-        Some(status) if status.code() == tonic::Code::Ok => Ok(()),
-        Some(status) => Err(status),
-        None => Err(tonic::Status::unknown(
+        Some(sent) if sent.code() == tonic::Code::Ok => Ok(()),
+        Some(sent) => Err(status(sent)),
+        None => Err(malformed(codec::bad_frame(
             "the response ended without a gRPC status",
-        )),
+        ))),
     }
 }
 
@@ -255,7 +274,9 @@ where
     let (parts, mut body) = response.await.map_err(lost)?.into_parts();
     if let Some(head) = head_status(&parts) {
         return Err(match head.code() {
-            tonic::Code::Ok => status(tonic::Status::internal("Missing response message.")),
+            tonic::Code::Ok => {
+                malformed(codec::bad_frame("the server answered OK without a message"))
+            }
             _ => status(head),
         });
     }
@@ -286,32 +307,36 @@ where
         };
         if expected.is_none() {
             expected = codec::message_len(received, max_recv)
-                .map_err(status)?
+                .map_err(malformed)?
                 .map(|len| codec::PREFIX_LEN.saturating_add(len));
         }
         if let Some(expected) = expected.filter(|expected| received.len() > *expected) {
-            return Err(status(codec::bad_frame(format!(
+            return Err(malformed(codec::bad_frame(format!(
                 "a unary response must be one whole message of {expected} bytes; received more"
             ))));
         }
     }
     let trailers = poll_fn(|cx| body.poll_trailers(cx)).await.map_err(lost)?;
-    trailer_status(trailers.as_ref()).map_err(status)?;
+    trailer_status(trailers.as_ref())?;
     let received = match (more, first) {
         (Some(joined), _) => joined.freeze(),
         (None, Some(first)) => first,
-        (None, None) => return Err(status(tonic::Status::internal("Missing response message."))),
+        (None, None) => {
+            return Err(malformed(codec::bad_frame(
+                "the server answered OK without a message",
+            )))
+        }
     };
     let len = codec::message_len(&received, max_recv)
-        .map_err(status)?
+        .map_err(malformed)?
         .unwrap_or(usize::MAX);
     if received.len() != codec::PREFIX_LEN.saturating_add(len) {
-        return Err(status(codec::bad_frame(format!(
+        return Err(malformed(codec::bad_frame(format!(
             "a unary response must be one whole message; received {} bytes",
             received.len()
         ))));
     }
-    codec::decode(received.slice(codec::PREFIX_LEN..)).map_err(status)
+    codec::decode(received.slice(codec::PREFIX_LEN..)).map_err(malformed)
 }
 
 /// Records a connection failure against the endpoint.
@@ -633,11 +658,11 @@ impl<Resp: prost::Message + Default> Stream for GrpcStream<Resp> {
                         Ok(Some(message)) => {
                             return match codec::decode(message) {
                                 Ok(message) => Poll::Ready(Some(Ok(message))),
-                                Err(e) => this.finish(Some(status(e))),
+                                Err(e) => this.finish(Some(malformed(e))),
                             }
                         }
                         Ok(None) => {}
-                        Err(e) => return this.finish(Some(status(e))),
+                        Err(e) => return this.finish(Some(malformed(e))),
                     }
                     if !this.chunk.is_empty() {
                         // The start of a message the next chunk continues.
@@ -657,10 +682,10 @@ impl<Resp: prost::Message + Default> Stream for GrpcStream<Resp> {
                         Err(error) => return this.finish(Some(lost(error))),
                     };
                     if let Err(e) = trailer_status(trailers.as_ref()) {
-                        return this.finish(Some(status(e)));
+                        return this.finish(Some(e));
                     }
                     if !this.buf.is_empty() || !this.chunk.is_empty() {
-                        return this.finish(Some(status(codec::bad_frame(
+                        return this.finish(Some(malformed(codec::bad_frame(
                             "the stream ended inside a message",
                         ))));
                     }

@@ -176,6 +176,8 @@ fn all_kinds() -> Vec<(ErrorKind, Code)> {
     .collect();
     kinds.extend(TRANSIENT.iter().map(|k| (k.clone(), Code::Unavailable)));
     kinds.push((K::StaleRead, Code::Aborted));
+    kinds.push((K::UnexpectedResponse, Code::Internal));
+    kinds.push((K::ResponseTooLarge, Code::ResourceExhausted));
     kinds.push((K::Other, Code::Unavailable));
     kinds.push((K::Other, Code::Unknown));
     kinds.push((K::Other, Code::Internal));

@@ -31,6 +31,12 @@
 //! or without `--namespace`) in front of a cluster, the same way, so that
 //! every test can also go through it.
 //!
+//! [`MisbehavingServer`] is the one server here that is not etcd: an HTTP/2
+//! server (h2's server side) that answers each gRPC method wrong on
+//! purpose (garbage, lying length prefixes, resets, GOAWAYs, no status,
+//! silence), for tests of what the client does with input no real etcd
+//! sends.
+//!
 //! The kit depends on no other etcd-tower crate: it drives etcd through
 //! processes, signals, TCP and the `etcdctl` binary, so it cannot share a bug
 //! with the code it tests. The binaries come from `scripts/install-etcd.sh`.
@@ -43,6 +49,7 @@ pub mod dns;
 mod error;
 mod etcdctl;
 pub mod grpc_proxy;
+mod h2_server;
 mod health;
 mod jwt;
 mod member;
@@ -56,6 +63,7 @@ pub use cluster::{Cluster, ClusterBuilder};
 pub use dns::{DnsServer, DnsServerBuilder};
 pub use error::{Result, TestkitError};
 pub use grpc_proxy::{GrpcProxy, GrpcProxyBuilder};
+pub use h2_server::{frame, Answer, MisbehavingServer, Received};
 pub use jwt::JwtKeys;
 pub use member::Member;
 pub use ports::free_port;

@@ -1,21 +1,20 @@
-//! The same properties through the real transport: a [`Transport`] calls an
-//! in-process HTTP/2 server on 127.0.0.1 that answers every call with
-//! scripted DATA chunks, so that the code under test is `receive_unary`
+//! The same properties through the real transport: a [`Transport`] calls
+//! the test kit's misbehaving HTTP/2 server on 127.0.0.1, which answers
+//! every call with scripted DATA chunks, so that the code under test is `receive_unary`
 //! and `GrpcStream` themselves rather than the readers in the parent
 //! module that follow them.
 //!
 //! Fewer cases than the pure properties (each is a round trip): 64 in a
 //! normal `cargo test`, `PROPTEST_CASES` for more.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use etcd_tower_testkit::{Answer, MisbehavingServer};
 use futures::StreamExt;
 use proptest::prelude::*;
 use prost::Message;
-use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 use super::{any_response, frame, watch_response, RawMessage};
@@ -26,66 +25,28 @@ use crate::{EtcdError, EtcdRequest, RequestBody, ResponseBody, Transport};
 /// trailers `grpc-status: 0`.
 type Script = Vec<Bytes>;
 
-/// A server answering each call with the next script.
+/// The test kit's misbehaving server, answering each call with the next
+/// script, and a transport to it.
 #[derive(Clone)]
 struct Server {
-    scripts: Arc<Mutex<VecDeque<Script>>>,
+    kit: Arc<MisbehavingServer>,
     transport: Transport,
 }
 
 impl Server {
     async fn start(max_recv: usize) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let scripts: Arc<Mutex<VecDeque<Script>>> = Arc::default();
-        let queue = scripts.clone();
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                let queue = queue.clone();
-                tokio::spawn(async move {
-                    let Ok(mut conn) = h2::server::handshake(socket).await else {
-                        return;
-                    };
-                    while let Some(Ok((request, mut respond))) = conn.accept().await {
-                        let script = queue.lock().unwrap().pop_front().unwrap_or_default();
-                        tokio::spawn(async move {
-                            let head = http::Response::builder()
-                                .header("content-type", "application/grpc")
-                                .body(())
-                                .unwrap();
-                            let Ok(mut send) = respond.send_response(head, false) else {
-                                return;
-                            };
-                            for chunk in script {
-                                if send.send_data(chunk, false).is_err() {
-                                    return;
-                                }
-                            }
-                            let mut trailers = http::HeaderMap::new();
-                            trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
-                            let _ = send.send_trailers(trailers);
-                            // The request (a watch's open outbound side)
-                            // lives until the answer is sent.
-                            drop(request);
-                        });
-                    }
-                });
-            }
-        });
-        let transport = Transport::builder([addr.to_string()])
+        let kit = Arc::new(MisbehavingServer::start().await.unwrap());
+        let transport = Transport::builder([kit.endpoint()])
             .max_recv_size(max_recv)
             .build()
             .unwrap();
-        Server { scripts, transport }
-    }
-
-    fn script(&self, chunks: Script) {
-        self.scripts.lock().unwrap().push_back(chunks);
+        Server { kit, transport }
     }
 
     /// A Range call answered with `chunks`: the message, encoded again.
     async fn range(&self, chunks: Script) -> Result<Vec<u8>, EtcdError> {
-        self.script(chunks);
+        self.kit
+            .answer_once("/etcdserverpb.KV/Range", Answer::Chunks(chunks));
         let request = EtcdRequest::new(pb::RangeRequest {
             key: "k".into(),
             ..Default::default()
@@ -97,7 +58,8 @@ impl Server {
     /// A Watch answered with `chunks`: the messages received, then the
     /// error that ended the stream, if any.
     async fn watch(&self, chunks: Script) -> (Vec<pb::WatchResponse>, Option<EtcdError>) {
-        self.script(chunks);
+        self.kit
+            .answer_once("/etcdserverpb.Watch/Watch", Answer::Chunks(chunks));
         let (_outbound, rx) = futures::channel::mpsc::unbounded::<pb::WatchRequest>();
         let request = EtcdRequest::new(RequestBody::Watch(Box::pin(rx)));
         let mut inbound = match self.transport.clone().oneshot(request).await {
@@ -249,11 +211,11 @@ fn an_answer_over_max_recv_is_refused_on_the_wire() {
         claim.extend_from_slice(&[0; 100]);
         let claim = Bytes::from(claim);
         let err = server.range(vec![claim.clone()]).await.unwrap_err();
-        assert_eq!(err.code(), crate::Code::OutOfRange, "{err:?}");
+        assert_eq!(*err.kind(), crate::ErrorKind::ResponseTooLarge, "{err:?}");
         let (messages, err) = server.watch(vec![claim]).await;
         assert!(messages.is_empty());
         let err = err.expect("refused");
-        assert_eq!(err.code(), crate::Code::OutOfRange, "{err:?}");
+        assert_eq!(*err.kind(), crate::ErrorKind::ResponseTooLarge, "{err:?}");
     });
     run();
 }
@@ -267,7 +229,7 @@ fn a_unary_answer_over_max_recv_is_refused_before_buffering_it() {
         let mut chunks = vec![Bytes::from(vec![0, 0xff, 0xff, 0xff, 0xff])];
         chunks.extend(std::iter::repeat_n(Bytes::from(vec![0; 16 * 1024]), 512));
         let (err, peak) = super::peak_allocation_async(server.range(chunks)).await;
-        assert_eq!(err.unwrap_err().code(), crate::Code::OutOfRange);
+        assert_eq!(*err.unwrap_err().kind(), crate::ErrorKind::ResponseTooLarge);
         assert!(
             peak < 2 << 20,
             "buffered {peak} bytes of an answer refused at 1 MiB"
