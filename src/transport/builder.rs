@@ -38,6 +38,7 @@ pub struct TransportBuilder {
     connect_timeout: Duration,
     keepalive_interval: Option<Duration>,
     keepalive_timeout: Duration,
+    keepalive_while_idle: bool,
     max_send_size: usize,
     max_recv_size: usize,
     max_txn_ops: usize,
@@ -59,6 +60,7 @@ impl TransportBuilder {
             connect_timeout: Duration::from_secs(2),
             keepalive_interval: Some(Duration::from_secs(10)),
             keepalive_timeout: Duration::from_secs(5),
+            keepalive_while_idle: false,
             max_send_size: DEFAULT_MAX_SEND_SIZE,
             max_recv_size: usize::MAX,
             max_txn_ops: DEFAULT_MAX_TXN_OPS,
@@ -83,6 +85,26 @@ impl TransportBuilder {
     pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
         self.keepalive_interval = Some(interval);
         self.keepalive_timeout = timeout;
+        self
+    }
+
+    /// Also PINGs a connection with nothing open on it (Go's
+    /// `PermitWithoutStream`; off by default), so that an idle connection
+    /// a NAT or load balancer silently dropped is found and closed within
+    /// `interval + timeout`, and the next call opens a fresh one (nothing
+    /// sent) instead of writing into the dead one, where a write can only
+    /// fail as "may have been applied".
+    ///
+    /// etcd's server (gRPC-Go, `PermitWithoutStream` off) counts a PING
+    /// on an idle connection as a strike (a call's answer clears them):
+    /// after the third it closes the connection with a GOAWAY
+    /// (`too_many_pings`), on every etcd version tested (3.4.23, 3.5.1,
+    /// 3.5.30). So against etcd an idle connection is closed after about
+    /// three intervals, and the next call connects again, without an
+    /// error: idle keepalive trades that reconnect for never writing into
+    /// a dead connection.
+    pub fn keepalive_while_idle(mut self, on: bool) -> Self {
+        self.keepalive_while_idle = on;
         self
     }
 
@@ -136,6 +158,7 @@ impl TransportBuilder {
             keepalive: self.keepalive_interval.map(|interval| Keepalive {
                 interval,
                 timeout: self.keepalive_timeout,
+                while_idle: self.keepalive_while_idle,
             }),
             tls: self.tls,
         };

@@ -48,11 +48,13 @@ const MAX_SEND_BUFFER: usize = 1024 * 1024;
 const INITIAL_MAX_SEND_STREAMS: usize = 100;
 
 /// HTTP/2 keepalive: a PING every `interval` while calls or streams are
-/// open; no PONG within `timeout` closes the connection.
+/// open (and while idle too with `while_idle`); no PONG within `timeout`
+/// closes the connection.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Keepalive {
     pub(crate) interval: Duration,
     pub(crate) timeout: Duration,
+    pub(crate) while_idle: bool,
 }
 
 type Connecting = Shared<BoxFuture<'static, Result<Live, EtcdError>>>;
@@ -456,7 +458,8 @@ async fn drive(
 }
 
 /// Drives the connection and PINGs it every `keepalive.interval` while
-/// anything is open; ends when it does, or when a PONG is late.
+/// anything is open (or always, `while_idle`); ends when it does, or when
+/// a PONG is late.
 async fn run_with_keepalive(
     connection: &mut h2::client::Connection<Io, Bytes>,
     info: &ConnectionInfo,
@@ -469,7 +472,7 @@ async fn run_with_keepalive(
             ended = &mut *connection => return ended,
             () = tokio::time::sleep(keepalive.interval) => {}
         }
-        if info.active.load(Ordering::Relaxed) == 0 {
+        if !keepalive.while_idle && info.active.load(Ordering::Relaxed) == 0 {
             continue;
         }
         ping_pong.send_ping(h2::Ping::opaque())?;

@@ -117,9 +117,15 @@ impl Socket {
     }
 }
 
+/// TCP keepalive on every connection, as Go's dialer sets it: the kernel
+/// probes a connection idle this long, every this long, so that one whose
+/// peer vanished (a crashed host, a NAT that forgot it) is closed even
+/// with HTTP/2 keepalive off.
+const TCP_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Resolves the endpoint's host and connects to its addresses in turn
-/// (the first that answers wins), with `TCP_NODELAY` set: the small
-/// frames of a request leave at once.
+/// (the first that answers wins), with `TCP_NODELAY` set (the small
+/// frames of a request leave at once) and TCP keepalive on.
 async fn tcp_connect(uri: &http::Uri) -> io::Result<TcpStream> {
     let host = uri.host().unwrap_or_default();
     // `Uri::host` keeps the brackets of an IPv6 address.
@@ -130,6 +136,10 @@ async fn tcp_connect(uri: &http::Uri) -> io::Result<TcpStream> {
         match TcpStream::connect(address).await {
             Ok(tcp) => {
                 tcp.set_nodelay(true)?;
+                let keepalive = socket2::TcpKeepalive::new()
+                    .with_time(TCP_KEEPALIVE)
+                    .with_interval(TCP_KEEPALIVE);
+                socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive)?;
                 return Ok(tcp);
             }
             Err(error) => last = Some(error),
@@ -290,5 +300,25 @@ impl AsyncWrite for Io {
 
     fn is_write_vectored(&self) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn tcp_connections_have_keepalive_on() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri: http::Uri = format!("http://{}", listener.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        let tcp = tcp_connect(&uri).await.unwrap();
+        let socket = socket2::SockRef::from(&tcp);
+        assert!(socket.keepalive().unwrap());
+        assert_eq!(socket.tcp_keepalive_time().unwrap(), TCP_KEEPALIVE);
+        assert_eq!(socket.tcp_keepalive_interval().unwrap(), TCP_KEEPALIVE);
+        assert!(tcp.nodelay().unwrap());
     }
 }

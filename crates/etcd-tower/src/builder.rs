@@ -259,6 +259,16 @@ impl ClientBuilder {
         self
     }
 
+    /// Keepalive PINGs on idle connections too (Go's
+    /// `PermitWithoutStream`), so that one a NAT dropped is found before
+    /// the next write; see
+    /// [`TransportBuilder::keepalive_while_idle`](crate::TransportBuilder::keepalive_while_idle)
+    /// for how etcd answers them.
+    pub fn keepalive_while_idle(mut self, on: bool) -> Self {
+        self.transport = self.transport.keepalive_while_idle(on);
+        self
+    }
+
     /// Any other transport setting.
     pub fn transport(
         mut self,

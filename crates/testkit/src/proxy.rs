@@ -12,6 +12,9 @@
 //!   connection, the way a network partition looks. Nothing is dropped:
 //!   bytes are held back, as TCP retransmission would do across a partition,
 //!   and flow again when the blackhole is lifted;
+//! - [`forget_open`](Proxy::forget_open) connections, as a NAT or load
+//!   balancer that dropped its state does: their bytes are dropped from
+//!   then on, both ways, while new connections work;
 //! - [`reject_new`](Proxy::reject_new) connections (accepted then reset at once);
 //! - [`retarget`](Proxy::retarget) new connections to another address.
 //!
@@ -52,6 +55,11 @@ struct Shared {
     blackhole: watch::Sender<bool>,
     /// Bumped by `cut()`; every connection watches it.
     cut: watch::Sender<u64>,
+    /// Bumped by `forget_open()`: connections accepted before drop every
+    /// byte from then on.
+    forget: watch::Sender<u64>,
+    /// Connections accepted so far.
+    accepted: AtomicUsize,
 }
 
 impl Proxy {
@@ -69,6 +77,8 @@ impl Proxy {
             connections: AtomicUsize::new(0),
             blackhole: watch::Sender::new(false),
             cut: watch::Sender::new(0),
+            forget: watch::Sender::new(0),
+            accepted: AtomicUsize::new(0),
         });
         let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         tracing::info!(%addr, %target, "started proxy");
@@ -130,6 +140,23 @@ impl Proxy {
         tracing::info!(proxy = %self.addr, on, "proxy rejects new connections");
     }
 
+    /// Forgets every open connection, as a NAT or load balancer that lost
+    /// its state does: from now on their bytes are dropped in both
+    /// directions, with no FIN or RST, so neither side can tell until a
+    /// timeout; a side that closes its end makes the proxy drop the
+    /// connection. Connections accepted later work.
+    pub fn forget_open(&self) {
+        self.shared
+            .forget
+            .send_modify(|generation| *generation += 1);
+        tracing::info!(proxy = %self.addr, connections = self.connections(), "proxy forgot its open connections");
+    }
+
+    /// How many connections the proxy accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.shared.accepted.load(Ordering::Relaxed)
+    }
+
     /// How many connections are open through the proxy right now.
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::Relaxed)
@@ -155,6 +182,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
+        shared.accepted.fetch_add(1, Ordering::Relaxed);
         if shared.reject_new.load(Ordering::Relaxed) {
             reset(client);
             continue;
@@ -178,25 +206,28 @@ async fn forward(mut client: TcpStream, shared: Arc<Shared>) {
     let _ = upstream.set_nodelay(true);
     let mut cut = shared.cut.subscribe();
     let _count = ConnectionCount::new(&shared.connections);
+    let born = *shared.forget.borrow();
     let was_cut = {
         let (mut client_read, mut client_write) = client.split();
         let (mut upstream_read, mut upstream_write) = upstream.split();
+        let faults = |shared: &Shared| Faults {
+            blackhole: shared.blackhole.subscribe(),
+            forget: shared.forget.subscribe(),
+            born,
+        };
+        // Both directions to their end, unless one ends on a forgotten
+        // connection: then the connection is dropped at once.
         let both_ways = async {
-            tokio::join!(
-                pump(
-                    &mut client_read,
-                    &mut upstream_write,
-                    shared.blackhole.subscribe()
-                ),
-                pump(
-                    &mut upstream_read,
-                    &mut client_write,
-                    shared.blackhole.subscribe()
-                ),
-            )
+            let up = pump(&mut client_read, &mut upstream_write, faults(&shared));
+            let down = pump(&mut upstream_read, &mut client_write, faults(&shared));
+            tokio::pin!(up, down);
+            tokio::select! {
+                forgotten = &mut up => forgotten || down.await,
+                forgotten = &mut down => forgotten || up.await,
+            }
         };
         tokio::select! {
-            _ = both_ways => false,
+            forgotten = both_ways => forgotten,
             _ = cut.changed() => true,
         }
     };
@@ -206,31 +237,53 @@ async fn forward(mut client: TcpStream, shared: Arc<Shared>) {
     }
 }
 
-/// Copies bytes from `from` to `to`, pausing whenever the blackhole is on.
-/// On end of stream, half-closes `to`.
+/// What a pump watches: the blackhole, and whether its connection was
+/// forgotten (accepted before the last `forget_open`).
+struct Faults {
+    blackhole: watch::Receiver<bool>,
+    forget: watch::Receiver<u64>,
+    born: u64,
+}
+
+impl Faults {
+    fn forgotten(&self) -> bool {
+        *self.forget.borrow() > self.born
+    }
+}
+
+/// Copies bytes from `from` to `to`, pausing whenever the blackhole is on,
+/// dropping them once the connection is forgotten. On end of stream,
+/// half-closes `to`; returns whether the connection was forgotten by then
+/// (the caller then drops it both ways).
 async fn pump(
     from: &mut tokio::net::tcp::ReadHalf<'_>,
     to: &mut tokio::net::tcp::WriteHalf<'_>,
-    mut blackhole: watch::Receiver<bool>,
-) {
+    mut faults: Faults,
+) -> bool {
     let mut buf = vec![0u8; BUFFER_SIZE];
     loop {
-        if blackhole.wait_for(|on| !on).await.is_err() {
-            return;
+        if !faults.forgotten() && faults.blackhole.wait_for(|on| !on).await.is_err() {
+            return false;
         }
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => {
+                if faults.forgotten() {
+                    return true;
+                }
                 let _ = to.shutdown().await;
-                return;
+                return false;
             }
             Ok(n) => n,
         };
+        if faults.forgotten() {
+            continue; // dropped, as by a NAT that lost the connection
+        }
         // The blackhole may have been switched on while we were reading.
-        if blackhole.wait_for(|on| !on).await.is_err() {
-            return;
+        if faults.blackhole.wait_for(|on| !on).await.is_err() {
+            return false;
         }
         if to.write_all(&buf[..n]).await.is_err() {
-            return;
+            return false;
         }
     }
 }
