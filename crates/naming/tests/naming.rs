@@ -223,32 +223,44 @@ async fn registration_dropped_midway_leaves_nothing() {
         let (_cluster, client) = single(&bin).await;
         let label = bin.label();
         let manager = EndpointManager::new(&client, "svc").unwrap();
-        // How long a whole registration takes here.
-        let started = Instant::now();
-        manager
-            .register(Endpoint::new("warm:0"), RegisterOptions::new())
-            .await
-            .unwrap()
-            .close()
-            .await
-            .unwrap();
-        let whole = started.elapsed();
-        let steps = 40u32;
-        let (mut dropped, mut finished) = (0, 0);
-        for step in 0..steps {
-            let after = whole * 3 / 2 * step / steps;
-            let endpoint = Endpoint::new(format!("i:{step}"));
+        // How long a registration (grant, then put) takes here: the
+        // median of five.
+        let mut took = Vec::new();
+        for i in 0..5 {
+            let started = Instant::now();
+            let warm = manager
+                .register(Endpoint::new(format!("warm:{i}")), RegisterOptions::new())
+                .await
+                .unwrap();
+            took.push(started.elapsed());
+            warm.close().await.unwrap();
+        }
+        took.sort();
+        // Cut after 0, then a twentieth of that more each time, until five
+        // in a row finish: about ten cuts land in the put.
+        let step = took[2] / 20;
+        let (mut after, mut dropped, mut finished, mut in_a_row) = (Duration::ZERO, 0, 0, 0);
+        for i in 0..200 {
+            let endpoint = Endpoint::new(format!("i:{i}"));
             match timeout(after, manager.register(endpoint, RegisterOptions::new())).await {
                 Ok(registration) => {
-                    finished += 1;
+                    (finished, in_a_row) = (finished + 1, in_a_row + 1);
                     registration.unwrap().close().await.unwrap();
                 }
-                Err(_) => dropped += 1,
+                Err(_) => (dropped, in_a_row) = (dropped + 1, 0),
             }
+            if in_a_row == 5 {
+                break;
+            }
+            after += step;
         }
+        println!(
+            "{label}: {dropped} registrations cut (median {:?}), {finished} done",
+            took[2]
+        );
         assert!(
-            dropped >= 10,
-            "{label}: only {dropped} of {steps} registrations were cut"
+            dropped >= 10 && in_a_row == 5,
+            "{label}: {dropped} registrations cut, {in_a_row} in a row done"
         );
         until_nothing_left(
             &client,
