@@ -101,8 +101,8 @@ impl<S> EndpointDiscover<S> {
         Ok(discover)
     }
 
-    /// The endpoints inserted and not removed, by key, as far as the
-    /// changes yielded so far and those waiting to be go.
+    /// The endpoints inserted and not removed, by key: those of the
+    /// changes yielded so far and of those waiting to be yielded.
     pub fn endpoints(&self) -> &BTreeMap<String, Endpoint> {
         &self.known
     }

@@ -11,9 +11,9 @@
 //! * [`Registration::close`] deletes the key (only if it is still this
 //!   registration's: the same address registered again since keeps its
 //!   key) and revokes the lease, and says whether that worked;
-//! * dropping the registration stops the renewals and does the same in
-//!   the background, as best effort: if it cannot (no Tokio runtime any
-//!   more, etcd unreachable), the lease's TTL removes the key.
+//! * dropping the registration stops the renewals at once and does the
+//!   same in the background, as best effort: if it cannot (no Tokio
+//!   runtime any more, etcd unreachable), the lease's TTL removes the key.
 
 use std::time::Duration;
 
@@ -178,11 +178,12 @@ impl Registration {
         }
     }
 
-    /// The deregistration's work, once: it takes the keeper.
+    /// The deregistration's work, once: the renewals stop at once (the
+    /// keeper is dropped), then the key is deleted and the lease revoked.
     fn deregistration(
         &mut self,
     ) -> Option<impl std::future::Future<Output = Result<(), EtcdError>> + Send + 'static> {
-        let keeper = self.keeper.take()?;
+        drop(self.keeper.take()?);
         let manager = self.manager.clone();
         let key = std::mem::take(&mut self.key);
         let lease_id = self.lease_id;
@@ -190,9 +191,9 @@ impl Registration {
             // The key first, so that watchers see the instance leave even
             // if the revoke fails; the revoke deletes it anyway.
             let deleted = manager.delete_if_leased(&key, lease_id).await;
-            let revoked = match keeper.revoke().await {
+            let revoked = match manager.client().lease_revoke(lease_id).await {
                 Err(error) if error.kind() == &ErrorKind::LeaseNotFound => Ok(()),
-                other => other,
+                other => other.map(drop),
             };
             deleted.and(revoked)
         })
