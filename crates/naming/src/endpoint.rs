@@ -31,7 +31,9 @@
 //! as Go 1.22+ writes them) and the metadata's object keys sorted, as Go
 //! marshals a `map[string]interface{}`. Numbers in the metadata are
 //! written as serde_json writes them (the same value; a float's spelling
-//! may differ from Go's, as `1e21` for Go's `1e+21`).
+//! may differ from Go's, as `1e21` for Go's `1e+21`). The bytes were
+//! checked against those Go 1.27.3 with `go.etcd.io/etcd/client/v3`
+//! 3.5.30 wrote (the unit tests quote them).
 //!
 //! [`Endpoint::from_json`] reads what Go's `json.Unmarshal` into that
 //! struct accepts, as the manager's `List` and `NewWatchChannel` use it:
@@ -253,6 +255,17 @@ mod tests {
             with.to_json(),
             r#"{"Op":0,"Addr":"10.0.0.2:9000","Metadata":{"a":{},"tags":["x",true],"weight":3,"zone":"b"}}"#
         );
+        // Written by Go 1.27.3 with go.etcd.io/etcd/client/v3 3.5.30
+        // (Debian's golang-etcd-server-dev): `em.AddEndpoint(ctx,
+        // "interop/go-meta", endpoints.Endpoint{Addr: "10.0.0.9:7001",
+        // Metadata: map[string]any{"zone": "c", "weight": 2, "html": "<&>",
+        // "list": []any{1.5, true, nil}}})`, read back with `cli.Get`.
+        let go = r#"{"Op":0,"Addr":"10.0.0.9:7001","Metadata":{"html":"\u003c\u0026\u003e","list":[1.5,true,null],"weight":2,"zone":"c"}}"#;
+        let same = Endpoint::new("10.0.0.9:7001").with_metadata(
+            json!({"zone": "c", "weight": 2, "html": "<&>", "list": [1.5, true, null]}),
+        );
+        assert_eq!(same.to_json(), go);
+        assert_eq!(Endpoint::from_json(go.as_bytes()).unwrap(), same);
         assert_eq!(
             Endpoint::new("a<b>&\"\\\n\u{1}\u{8}\u{2028}é").to_json(),
             r#"{"Op":0,"Addr":"a\u003cb\u003e\u0026\"\\\n\u0001\b\u2028é","Metadata":null}"#
