@@ -203,3 +203,53 @@ async fn p2c_balance_follows_instances() {
     })
     .await;
 }
+
+/// The stream goes on across a restart of the member (the watch engine
+/// resumes it from the next revision): what changed after the restart
+/// arrives, the instance registered before it stays, nothing repeats.
+#[tokio::test]
+async fn changes_go_on_across_a_member_restart() {
+    each_version(40, |bin| async move {
+        let (cluster, client) = single(&bin).await;
+        let label = bin.label();
+        let manager = EndpointManager::new(&client, "echo").unwrap();
+        let a = manager
+            .register(Endpoint::new("a:1"), RegisterOptions::new())
+            .await
+            .unwrap();
+        let mut discover = manager.discover(echo).await.unwrap();
+        assert_eq!(
+            next_change(&mut discover).await,
+            ("echo/a:1".into(), Some("a:1".into()))
+        );
+
+        cluster.member(0).kill().unwrap();
+        cluster.member(0).restart().await.unwrap();
+        let b = manager
+            .register(Endpoint::new("b:1"), RegisterOptions::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            next_change(&mut discover).await,
+            ("echo/b:1".into(), Some("b:1".into())),
+            "{label}"
+        );
+        a.close().await.unwrap();
+        assert_eq!(
+            next_change(&mut discover).await,
+            ("echo/a:1".into(), None),
+            "{label}"
+        );
+        assert_eq!(
+            discover.endpoints().keys().collect::<Vec<_>>(),
+            ["echo/b:1"]
+        );
+        b.close().await.unwrap();
+        assert_eq!(
+            next_change(&mut discover).await,
+            ("echo/b:1".into(), None),
+            "{label}"
+        );
+    })
+    .await;
+}
