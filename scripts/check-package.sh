@@ -17,7 +17,8 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 published=(etcd-tower-core etcd-tower-auth etcd-tower-metrics etcd-tower-namespace
-    etcd-tower-ordering etcd-tower-retry etcd-tower-timeout etcd-tower-watch etcd-tower)
+    etcd-tower-ordering etcd-tower-retry etcd-tower-timeout etcd-tower-watch etcd-tower
+    etcd-tower-naming)
 
 echo "-- cargo package (every published crate; the core verified)"
 # pipefail makes a failed cargo fail the pipeline, whatever grep says.
@@ -34,6 +35,7 @@ check() {
 check -p etcd-tower-core --no-default-features
 check -p etcd-tower-core --no-default-features --features tls-webpki-roots
 check -p etcd-tower-timeout
+check -p etcd-tower-naming
 check -p etcd-tower --no-default-features
 for feature in tls auth namespace metrics recipes dns-srv; do
     check -p etcd-tower --no-default-features --features "$feature"
