@@ -40,6 +40,7 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod metadata;
 pub mod metric_names;
 pub mod proto;
 pub mod request;
@@ -51,6 +52,7 @@ pub mod transport;
 pub mod validate;
 
 pub use error::{Code, ErrorKind, EtcdError, Sent};
+pub use metadata::Metadata;
 pub use request::{AuthToken, EtcdRequest, RequestMeta};
 pub use response::EtcdResponse;
 pub use rpc::{Repeatable, RequestBody, ResponseBody, Rpc, RpcService, RpcShape};

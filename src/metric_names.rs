@@ -248,6 +248,7 @@ pub const fn error_kind_label(kind: &ErrorKind) -> &'static str {
         ErrorKind::NoEndpoints => "NoEndpoints",
         ErrorKind::InvalidRequest => "InvalidRequest",
         ErrorKind::InvalidTls => "InvalidTls",
+        ErrorKind::InvalidMetadata => "InvalidMetadata",
         ErrorKind::Connect => "Connect",
         ErrorKind::ConnectionLost => "ConnectionLost",
         ErrorKind::Timeout => "Timeout",

@@ -81,6 +81,9 @@ pub struct RequestMeta {
     /// The endpoints earlier attempts of this call went to, so that a
     /// retry prefers another (set by the retry layer).
     pub tried: Option<TriedEndpoints>,
+    /// Extra gRPC headers the transport sends after its own (see
+    /// [`Metadata`](crate::Metadata) for what is refused).
+    pub metadata: crate::Metadata,
     /// Typed values for layers (for example a per-call deadline).
     pub extensions: http::Extensions,
 }
@@ -92,6 +95,7 @@ impl fmt::Debug for RequestMeta {
             .field("require_leader", &self.require_leader)
             .field("endpoint", &self.endpoint)
             .field("tried", &self.tried)
+            .field("metadata", &self.metadata)
             .finish_non_exhaustive()
     }
 }

@@ -31,6 +31,10 @@ pub enum ErrorKind {
     InvalidRequest,
     /// The client's TLS configuration could not be used.
     InvalidTls,
+    /// A call's metadata (an extra gRPC header) has a name the client
+    /// refuses (reserved, malformed, binary) or a value that is not visible
+    /// ASCII; the message names it.
+    InvalidMetadata,
 
     // ----- The connection -----
     /// No connection could be made to any endpoint; nothing was sent.
@@ -219,6 +223,7 @@ impl fmt::Display for ErrorKind {
             K::DuplicateKey => "the transaction writes the same key twice",
             K::InvalidTtl => "the lease TTL is out of range",
             K::InvalidEndpoint => "an endpoint could not be parsed",
+            K::InvalidMetadata => "a call's metadata is not allowed",
             K::NoEndpoints => "no endpoint was given",
             K::InvalidRequest => "the client refused to send an invalid request",
             K::InvalidTls => "the TLS configuration could not be used",

@@ -68,6 +68,7 @@ fn head(
     if meta.require_leader {
         headers.insert(HAS_LEADER_KEY, HeaderValue::from_static("true"));
     }
+    meta.metadata.write_to(headers);
     Ok(request)
 }
 

@@ -80,6 +80,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tower::Service;
+use tracing::Instrument;
 
 pub use builder::{TransportBuilder, DEFAULT_MAX_SEND_SIZE};
 #[cfg(feature = "dns-srv")]
@@ -280,6 +281,13 @@ impl Service<EtcdRequest> for Transport {
             (Reserved::Connection, Some((used, live))) if *used == choice.index => Some(live),
             _ => None,
         };
+        // One span per call: the RPC and the endpoint picked first (a
+        // failover inside the call logs where it went). Never the token.
+        let span = tracing::debug_span!(
+            "etcd_call",
+            rpc = %request.body.rpc(),
+            endpoint = %self.shared.endpoints.slot(choice.index).endpoint(),
+        );
         let carrier = call::Carrier {
             shared: &self.shared,
             index: choice.index,
@@ -287,8 +295,8 @@ impl Service<EtcdRequest> for Transport {
             live,
             meta: request.meta,
         };
-        match request.body.dispatch(carrier) {
-            Ok(future) => ResponseFuture::call(future),
+        match span.in_scope(|| request.body.dispatch(carrier)) {
+            Ok(future) => ResponseFuture::call(future.instrument(span)),
             Err(error) => ResponseFuture::failed(error),
         }
     }
@@ -307,12 +315,12 @@ pub struct ResponseFuture {
 
 #[pin_project::pin_project(project = StateProj)]
 enum State {
-    Call(#[pin] BoxCall),
+    Call(#[pin] tracing::instrument::Instrumented<BoxCall>),
     Failed(Option<EtcdError>),
 }
 
 impl ResponseFuture {
-    fn call(future: BoxCall) -> Self {
+    fn call(future: tracing::instrument::Instrumented<BoxCall>) -> Self {
         ResponseFuture {
             state: State::Call(future),
         }

@@ -176,7 +176,11 @@ where
                         return Poll::Pending;
                     }
                     *this.request = request.try_clone();
-                    let future = retrying.service.call(request);
+                    // The layers below (the transport's `etcd_call` span)
+                    // open their spans inside this one: which attempt.
+                    let attempt = retrying.session.attempts() + 1;
+                    let future = tracing::debug_span!("etcd_retry", attempt)
+                        .in_scope(|| retrying.service.call(request));
                     this.state.set(State::Called { future });
                 }
             }

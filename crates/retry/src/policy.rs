@@ -82,6 +82,11 @@ pub(crate) struct Session {
 }
 
 impl Session {
+    /// Attempts finished so far.
+    pub(crate) fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
     /// A call whose first attempt was made at `started`.
     pub(crate) fn started_at(started: Instant) -> Self {
         Session {

@@ -116,6 +116,7 @@ fn all_kinds() -> Vec<(ErrorKind, Code)> {
         K::NoEndpoints,
         K::InvalidRequest,
         K::InvalidTls,
+        K::InvalidMetadata,
         K::UnexpectedResponse,
         K::Closed,
         K::Compacted {
