@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use etcd_tower_core::proto::etcdserverpb as pb;
+use etcd_tower_core::transport::rustls;
 use etcd_tower_core::{ErrorKind, EtcdError, EtcdRequest, Sent, TlsOptions, Transport};
 use etcd_tower_testkit::{binaries, Cluster, TlsFiles};
 use tower::ServiceExt;
@@ -216,5 +217,165 @@ async fn a_wrong_ca_a_wrong_name_and_an_expired_certificate_are_each_refused() {
         })
         .await
         .unwrap_or_else(|_| panic!("{label}: timed out"));
+    }
+}
+
+/// A verifier that trusts exactly one server certificate (a pin), checking
+/// the handshake's signatures with the ring provider.
+#[derive(Debug)]
+struct Pinned {
+    cert: rustls::pki_types::CertificateDer<'static>,
+    provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.cert.as_ref() {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General("not the pinned certificate".into()))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// A rustls configuration that trusts only `pinned` and presents the kit's
+/// client certificate.
+fn pinned_config(pinned: &std::path::Path, tls: &TlsFiles) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Pinned {
+        cert: CertificateDer::from_pem_file(pinned).unwrap(),
+        provider: provider.clone(),
+    };
+    let chain = CertificateDer::pem_file_iter(tls.client_cert())
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(tls.client_key()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(verifier))
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    std::sync::Arc::new(config)
+}
+
+#[tokio::test]
+async fn a_users_rustls_config_pins_the_servers_certificate() {
+    for bin in binaries() {
+        let label = bin.label();
+        tokio::time::timeout(LIMIT, async {
+            let cluster = Cluster::builder(&bin).tls().start().await.unwrap();
+            let tls = cluster.tls().unwrap();
+            let pinned = TlsOptions::new().rustls_config(pinned_config(tls.server().cert(), tls));
+            let transport = Transport::builder(cluster.endpoints())
+                .tls(pinned)
+                .build()
+                .unwrap();
+            put(&transport, "pinned")
+                .await
+                .unwrap_or_else(|e| panic!("{label}: the pinned certificate: {e}"));
+
+            // Pinned to another server's certificate: refused, nothing sent.
+            let other = TlsFiles::generate(&cluster.dir().join("other-server"))
+                .await
+                .unwrap();
+            let wrong = TlsOptions::new().rustls_config(pinned_config(other.server().cert(), tls));
+            let transport = Transport::builder(cluster.endpoints())
+                .tls(wrong)
+                .build()
+                .unwrap();
+            let error = put(&transport, "wrong-pin").await.unwrap_err();
+            assert_eq!(
+                (error.kind(), error.sent()),
+                (&ErrorKind::Connect, Sent::NotSent),
+                "{label}: {error}"
+            );
+            assert!(error.to_string().contains("pinned"), "{label}: {error}");
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{label}: timed out"));
+    }
+}
+
+#[tokio::test]
+async fn tls_files_are_read_and_their_errors_name_the_file() {
+    let bin = binaries().into_iter().next().unwrap();
+    let cluster = Cluster::builder(&bin).tls().start().await.unwrap();
+    let tls = cluster.tls().unwrap();
+    let options = TlsOptions::new()
+        .ca_file(tls.ca())
+        .unwrap()
+        .identity_files(tls.client_cert(), tls.client_key())
+        .unwrap();
+    let transport = Transport::builder(cluster.endpoints())
+        .tls(options)
+        .build()
+        .unwrap();
+    put(&transport, "from-files").await.unwrap();
+
+    let missing = cluster.dir().join("no-such-ca.pem");
+    let not_pem = cluster.dir().join("not-pem.txt");
+    std::fs::write(&not_pem, "this is not a certificate").unwrap();
+    for error in [
+        TlsOptions::new().ca_file(&missing).unwrap_err(),
+        TlsOptions::new().ca_file(&not_pem).unwrap_err(),
+        TlsOptions::new()
+            .identity_files(&not_pem, tls.client_key())
+            .unwrap_err(),
+        TlsOptions::new()
+            .identity_files(tls.client_cert(), &not_pem)
+            .unwrap_err(),
+    ] {
+        assert_eq!(error.kind(), &ErrorKind::InvalidTls, "{error}");
+        assert_eq!(error.sent(), Sent::NotSent);
+        let named = [&missing, &not_pem]
+            .iter()
+            .any(|path| error.to_string().contains(&path.display().to_string()));
+        assert!(named, "the error names the file: {error}");
     }
 }

@@ -89,6 +89,12 @@ pub use endpoint::Endpoint;
 pub use route::{TargetEndpoint, TriedEndpoints};
 pub use tls::TlsOptions;
 
+/// The rustls this crate builds its TLS on, for
+/// [`TlsOptions::rustls_config`]: a `ClientConfig` must come from the same
+/// rustls version.
+#[cfg(feature = "tls")]
+pub use tokio_rustls::rustls;
+
 use crate::error::{ErrorKind, EtcdError};
 use crate::{EtcdRequest, EtcdResponse};
 use connection::Live;

@@ -35,6 +35,9 @@ pub struct TlsOptions {
     ca_pem: Option<Vec<u8>>,
     identity: Option<(Vec<u8>, Vec<u8>)>,
     domain_name: Option<String>,
+    /// The user's own rustls configuration, used instead of the above.
+    #[cfg(feature = "tls")]
+    rustls: Option<Arc<ClientConfig>>,
 }
 
 impl TlsOptions {
@@ -53,6 +56,72 @@ impl TlsOptions {
     /// `--client-cert-auth`, etcd takes the certificate's CN as the user.
     pub fn identity(mut self, cert_pem: impl Into<Vec<u8>>, key_pem: impl Into<Vec<u8>>) -> Self {
         self.identity = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// Trusts the CA in the PEM file at `path`. Fails with
+    /// [`ErrorKind::InvalidTls`] naming the file if it cannot be read or
+    /// holds no certificate.
+    pub fn ca_file(self, path: impl AsRef<std::path::Path>) -> Result<Self, EtcdError> {
+        let path = path.as_ref();
+        let pem = read_pem(path, "CA certificate")?;
+        #[cfg(feature = "tls")]
+        {
+            let certs = CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| invalid(format!("the CA file {}: {e}", path.display())))?;
+            if certs.is_empty() {
+                return Err(invalid(format!(
+                    "the CA file {} holds no PEM certificate",
+                    path.display()
+                )));
+            }
+        }
+        Ok(self.ca_certificate(pem))
+    }
+
+    /// Presents the client certificate and key in the PEM files at
+    /// `cert` and `key`. Fails with [`ErrorKind::InvalidTls`] naming the
+    /// file that cannot be read or holds no certificate or key.
+    pub fn identity_files(
+        self,
+        cert: impl AsRef<std::path::Path>,
+        key: impl AsRef<std::path::Path>,
+    ) -> Result<Self, EtcdError> {
+        let (cert, key) = (cert.as_ref(), key.as_ref());
+        let cert_pem = read_pem(cert, "client certificate")?;
+        let key_pem = read_pem(key, "client key")?;
+        #[cfg(feature = "tls")]
+        {
+            let chain = CertificateDer::pem_slice_iter(&cert_pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| {
+                    invalid(format!(
+                        "the client certificate file {}: {e}",
+                        cert.display()
+                    ))
+                })?;
+            if chain.is_empty() {
+                return Err(invalid(format!(
+                    "the client certificate file {} holds no PEM certificate",
+                    cert.display()
+                )));
+            }
+            PrivateKeyDer::from_pem_slice(&key_pem)
+                .map_err(|e| invalid(format!("the client key file {}: {e}", key.display())))?;
+        }
+        Ok(self.identity(cert_pem, key_pem))
+    }
+
+    /// Uses this rustls configuration as it is (a custom certificate
+    /// verifier, pinned certificates, a client identity from a hardware
+    /// key), instead of [`ca_certificate`](Self::ca_certificate) and
+    /// [`identity`](Self::identity). The transport only sets its ALPN to
+    /// `h2`, which gRPC needs. Build it with the same rustls as this crate,
+    /// re-exported as [`transport::rustls`](crate::transport::rustls).
+    #[cfg(feature = "tls")]
+    pub fn rustls_config(mut self, config: Arc<ClientConfig>) -> Self {
+        self.rustls = Some(config);
         self
     }
 
@@ -93,6 +162,11 @@ impl TlsOptions {
     /// roots the features choose; the client identity if one was given.
     #[cfg(feature = "tls")]
     pub(crate) fn client_config(&self) -> Result<Arc<ClientConfig>, EtcdError> {
+        if let Some(user) = &self.rustls {
+            let mut config = ClientConfig::clone(user);
+            config.alpn_protocols = vec![b"h2".to_vec()];
+            return Ok(Arc::new(config));
+        }
         let provider = CryptoProvider::get_default()
             .cloned()
             .unwrap_or_else(|| Arc::new(crypto::ring::default_provider()));
@@ -218,12 +292,17 @@ fn invalid(message: String) -> EtcdError {
     EtcdError::client(ErrorKind::InvalidTls, message)
 }
 
+/// Reads a PEM file, failing with an error that names it.
+fn read_pem(path: &std::path::Path, what: &str) -> Result<Vec<u8>, EtcdError> {
+    std::fs::read(path).map_err(|e| invalid(format!("the {what} file {}: {e}", path.display())))
+}
+
 impl std::fmt::Debug for TlsOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsOptions")
             .field("ca", &self.ca_pem.is_some())
             .field("identity", &self.identity.as_ref().map(|_| "<redacted>"))
             .field("domain_name", &self.domain_name)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
