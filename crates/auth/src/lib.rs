@@ -210,7 +210,7 @@ mod token;
 
 pub use future::ResponseFuture;
 pub use layer::{AuthLayer, DEFAULT_FAILURE_BACKOFF, DEFAULT_JWT_REFRESH_AT};
-pub use service::Auth;
+pub use service::{Auth, CredentialsHandle};
 
 #[cfg(test)]
 mod tests;

@@ -64,6 +64,56 @@ impl<S> Auth<S> {
     pub fn token_generation(&self) -> TokenGeneration {
         TokenGeneration(self.shared.generation())
     }
+
+    /// A handle that changes the user this service (and its clones) logs
+    /// in as, at run time; see [`CredentialsHandle`].
+    pub fn credentials(&self) -> CredentialsHandle {
+        CredentialsHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// Changes the user and password of a live [`Auth`] service and its
+/// clones (etcd-client's `update_user`).
+///
+/// After [`update`](Self::update) returns, every call logs in as the new
+/// user first, then carries its token; calls already sent finish with
+/// the token they carry. A watch stream the watch engine opens after the
+/// change carries the new token, and before creating a watch on an older
+/// stream the engine re-opens that stream with the new token, resuming its
+/// watchers from their next revision (nothing lost). Watchers on a stream
+/// opened before the change keep that stream, and the identity it was
+/// opened with, until it is re-opened.
+#[derive(Clone)]
+pub struct CredentialsHandle {
+    shared: Arc<Shared>,
+}
+
+impl CredentialsHandle {
+    /// Logs in as `user` with `password` from now on. Waits for a login
+    /// under way to end first, so that no token of the old user is taken
+    /// up after this returns.
+    pub async fn update(&self, user: impl Into<String>, password: impl Into<String>) {
+        let credentials = Credentials {
+            user: user.into(),
+            password: zeroize::Zeroizing::new(password.into()),
+        };
+        self.shared.update_credentials(credentials).await;
+    }
+
+    /// The user calls log in as.
+    pub fn user(&self) -> String {
+        self.shared.user()
+    }
+}
+
+impl fmt::Debug for CredentialsHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialsHandle")
+            .field("user", &self.shared.user())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S: Clone> Auth<S> {

@@ -84,7 +84,8 @@ pub(crate) struct Settings {
 
 /// The state shared by all clones of one `Auth` service.
 pub(crate) struct Shared {
-    credentials: Credentials,
+    /// Replaced by `update_credentials`, under the refresh lock.
+    credentials: Mutex<Credentials>,
     settings: Settings,
     state: Mutex<TokenState>,
     /// The generation of `state.token`, published to the watch engine
@@ -131,7 +132,7 @@ impl TokenState {
 impl Shared {
     pub(crate) fn new(credentials: Credentials, settings: Settings) -> Self {
         Shared {
-            credentials,
+            credentials: Mutex::new(credentials),
             settings,
             state: Mutex::new(TokenState {
                 generation: 0,
@@ -191,9 +192,37 @@ impl Shared {
         }
     }
 
-    /// The user name (for `Debug`).
-    pub(crate) fn user(&self) -> &str {
-        &self.credentials.user
+    /// The user name (for `Debug` and logs).
+    pub(crate) fn user(&self) -> String {
+        self.credentials
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .user
+            .clone()
+    }
+
+    /// Logs in as another user from now on: waits for a login under way
+    /// to end, swaps the credentials, and makes the next call log in
+    /// with them (a login they failed is forgotten too). Calls already
+    /// sent finish with the token they carry.
+    pub(crate) async fn update_credentials(&self, credentials: Credentials) {
+        let _single_flight = self.refresh.lock().await;
+        let user = credentials.user.clone();
+        *self
+            .credentials
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = credentials;
+        let mut state = self.lock();
+        // A generation of its own for "the old user's token is retired":
+        // the watch engine, seeing it newer than a stream's, re-opens that
+        // stream (logging in as the new user) before its next create.
+        state.generation += 1;
+        state.token = None;
+        state.usable = false;
+        state.failure = None;
+        state.refresh_at = None;
+        self.current.advance(TokenGeneration(state.generation));
+        tracing::debug!(%user, "etcd credentials replaced; the next call logs in with them");
     }
 
     /// Makes sure a token newer than generation `seen` exists, logging in
@@ -230,7 +259,7 @@ impl Shared {
             }
         }
         tracing::debug!(
-            user = %self.credentials.user,
+            user = %self.user(),
             generation = seen,
             ?why,
             "authenticating to etcd"
@@ -255,7 +284,7 @@ impl Shared {
             }
             Err(error) => {
                 if is_lasting_refusal(&error) {
-                    tracing::warn!(user = %self.credentials.user, %error, "etcd refused the credentials");
+                    tracing::warn!(user = %self.user(), %error, "etcd refused the credentials");
                     // A wrong password stays wrong for a while: don't ask
                     // again (a Raft write each time) on every call.
                     state.failure = Some((Instant::now(), error.clone()));
@@ -263,7 +292,7 @@ impl Shared {
                     // Not a verdict on the credentials: the login got no
                     // answer (no connection, a timeout, no leader). The
                     // caller gets the error itself, with its kind.
-                    tracing::debug!(user = %self.credentials.user, %error, "etcd login did not complete");
+                    tracing::debug!(user = %self.user(), %error, "etcd login did not complete");
                 }
                 if why == Why::Rejected && state.generation == seen {
                     // The server said this token is dead: later calls log
@@ -296,10 +325,16 @@ impl Shared {
     {
         // The request's copy of the password is the transport's once sent
         // (it encodes and drops it); the copies this layer keeps are wiped.
-        let request = EtcdRequest::new(AuthenticateRequest {
-            name: self.credentials.user.clone(),
-            password: self.credentials.password.to_string(),
-        });
+        let request = {
+            let credentials = self
+                .credentials
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            EtcdRequest::new(AuthenticateRequest {
+                name: credentials.user.clone(),
+                password: credentials.password.to_string(),
+            })
+        };
         poll_fn(|cx| inner.poll_ready(cx)).await?;
         match inner.call(request).await {
             Ok(response) => {
@@ -318,7 +353,7 @@ impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.lock();
         f.debug_struct("Shared")
-            .field("credentials", &self.credentials)
+            .field("user", &self.user())
             .field("generation", &state.generation)
             .field("usable", &state.usable)
             .field("jwt", &state.refresh_at.is_some())
