@@ -42,6 +42,7 @@
 pub mod error;
 pub mod metric_names;
 pub mod proto;
+pub mod range;
 pub mod request;
 pub mod response;
 pub mod rpc;

@@ -26,10 +26,10 @@
 //! let stack = ServiceBuilder::new().service(transport);
 //! let engine = WatchEngine::new(stack);
 //!
-//! let mut watcher = engine.watch(WatchOptions::prefix("config/").prev_kv(true)).await?;
+//! let mut watcher = engine.watch("config/", WatchOptions::new().prefix().prev_kv()).await?;
 //! while let Some(batch) = watcher.next().await {
 //!     for event in batch?.events() {
-//!         println!("{:?} at {}", event.kv.as_ref().map(|kv| &kv.key), event.kv.as_ref().map_or(0, |kv| kv.mod_revision));
+//!         println!("{:?} {:?} at {}", event.kind(), event.key_str(), event.mod_revision());
 //!     }
 //! }
 //! # Ok(())
@@ -203,6 +203,7 @@
 mod backoff;
 mod config;
 mod engine;
+mod event;
 mod fragment;
 mod ids;
 mod options;
@@ -216,5 +217,8 @@ mod watcher;
 
 pub use config::WatchConfig;
 pub use engine::WatchEngine;
-pub use options::{prefix_end, WatchOptions};
+/// Core's one computation of a prefix's range end.
+pub use etcd_tower_core::range::prefix_end;
+pub use event::{EventKind, WatchEvent};
+pub use options::WatchOptions;
 pub use watcher::{WatchBatch, Watcher};
