@@ -7,19 +7,8 @@
 //! face: [`kind`](WatchEvent::kind) (an unknown number is
 //! [`EventKind::Unknown`], never a panic or a silent `Put`),
 //! [`key`](WatchEvent::key), [`value`](WatchEvent::value),
-//! [`is_create`](WatchEvent::is_create), and the rest.
-//!
-//! **Why a `#[repr(transparent)]` wrapper.** A batch may carry thousands of
-//! events, and the engine keeps them as the server sent them (it reads
-//! their revisions to resume). A wrapper with exactly the layout of the
-//! proto message costs nothing: the batch's vector of protos becomes a
-//! vector of wrappers in place (same size and alignment, so the standard
-//! library reuses the allocation), and every accessor is a field read. An
-//! extension trait would have cost nothing too, but would have to be
-//! imported to be found; a struct with fields of its own would have moved
-//! every event. The wrapper dereferences to the proto message, so code that
-//! reads its fields goes on working, and [`as_proto`](WatchEvent::as_proto)
-//! / [`into_proto`](WatchEvent::into_proto) hand it out.
+//! [`is_create`](WatchEvent::is_create), and the rest, at no cost per
+//! event ([`WatchEvent`] says why it is a `#[repr(transparent)]` wrapper).
 //!
 //! ```
 //! use etcd_tower_core::proto::mvccpb::{Event, KeyValue};
@@ -67,8 +56,19 @@ impl EventKind {
 static EMPTY: Bytes = Bytes::new();
 
 /// One event of a [`WatchBatch`](crate::WatchBatch): the protobuf message,
-/// with typed accessors (see the [module docs](self) for why it is a
-/// wrapper).
+/// with typed accessors.
+///
+/// **Why a `#[repr(transparent)]` wrapper.** A batch may carry thousands of
+/// events, and the engine keeps them as the server sent them (it reads
+/// their revisions to resume). A wrapper with exactly the layout of the
+/// proto message costs nothing: the batch's vector of protos becomes a
+/// vector of wrappers in place (same size and alignment, so the standard
+/// library reuses the allocation), and every accessor is a field read. An
+/// extension trait would have cost nothing too, but would have to be
+/// imported to be found; a struct with fields of its own would have moved
+/// every event. The wrapper dereferences to the proto message, so code that
+/// reads its fields goes on working, and [`as_proto`](WatchEvent::as_proto)
+/// / [`into_proto`](WatchEvent::into_proto) hand it out.
 #[derive(Clone, Debug, Default, PartialEq)]
 #[repr(transparent)]
 pub struct WatchEvent(Event);

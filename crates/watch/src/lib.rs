@@ -36,6 +36,12 @@
 //! # }
 //! ```
 //!
+//! The key is the call's argument and [`WatchOptions`] say how, as in the
+//! `etcd-tower` facade's `Client::watch(key, options)`, which takes this
+//! very type. Each batch's events are [`WatchEvent`]s: etcd's protobuf
+//! event behind typed accessors ([`EventKind`], key, value, `is_create`),
+//! at no cost per event (see [`WatchEvent`] for why it is a wrapper).
+//!
 //! # Design
 //!
 //! The engine sits *above* the layer stack, like a facade: it is generic
