@@ -12,8 +12,7 @@
 
 use std::time::Duration;
 
-use etcd_tower::proto::mvccpb::event::EventType;
-use etcd_tower::watch::WatchOptions;
+use etcd_tower::watch::{EventKind, WatchOptions};
 use etcd_tower::StreamExt;
 use etcd_tower::{
     Client, Compare, CompareOp, EtcdError, GetOptions, LeaseKeeper, PutOptions, Txn, TxnOp,
@@ -65,17 +64,17 @@ async fn run(endpoints: Vec<String>) -> Result<(), EtcdError> {
                 }
             };
             for event in batch.events() {
-                let kv = event.kv.clone().unwrap_or_default();
-                let kind = if event.r#type() == EventType::Delete {
-                    "DELETE"
-                } else {
-                    "PUT"
+                let kind = match event.kind() {
+                    EventKind::Put if event.is_create() => "CREATE",
+                    EventKind::Put => "PUT",
+                    EventKind::Delete => "DELETE",
+                    EventKind::Unknown(_) => "UNKNOWN",
                 };
                 println!(
                     "  [watch] {kind} {} = {:?} at revision {}",
-                    String::from_utf8_lossy(&kv.key),
-                    String::from_utf8_lossy(&kv.value),
-                    kv.mod_revision
+                    String::from_utf8_lossy(event.key()),
+                    String::from_utf8_lossy(event.value()),
+                    event.mod_revision()
                 );
                 seen += 1;
             }

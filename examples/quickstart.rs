@@ -71,15 +71,10 @@ async fn main() -> Result<(), EtcdError> {
             Ok(Some(batch)) => {
                 for event in batch?.events() {
                     seen += 1;
-                    let key = event
-                        .kv
-                        .as_ref()
-                        .map(|kv| kv.key.clone())
-                        .unwrap_or_default();
                     println!(
                         "watch: {:?} {}",
-                        event.r#type(),
-                        String::from_utf8_lossy(&key)
+                        event.kind(),
+                        String::from_utf8_lossy(event.key())
                     );
                 }
             }

@@ -43,6 +43,7 @@ pub mod error;
 pub mod metadata;
 pub mod metric_names;
 pub mod proto;
+pub mod range;
 pub mod request;
 pub mod response;
 pub mod rpc;

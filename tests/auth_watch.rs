@@ -140,7 +140,7 @@ async fn watches_survive_expiry_and_restart(bin: &EtcdBinary, tokens: Tokens) {
     let mut seen: BTreeMap<&str, History> = BTreeMap::new();
 
     // W1, and a few writes it sees.
-    let mut w1 = engine.watch(WatchOptions::key("a")).await.unwrap();
+    let mut w1 = engine.watch("a", WatchOptions::new()).await.unwrap();
     for i in 1..=3 {
         put_through(&mut client, "a", &format!("a{i}")).await;
     }
@@ -151,7 +151,7 @@ async fn watches_survive_expiry_and_restart(bin: &EtcdBinary, tokens: Tokens) {
     // client: created (on a fresh stream), and it receives events.
     tokio::time::sleep(tokens.past_expiry()).await;
     let mut w2 = engine
-        .watch(WatchOptions::key("b"))
+        .watch("b", WatchOptions::new())
         .await
         .unwrap_or_else(|e| panic!("{label}: W2 after token expiry: {e}"));
     assert_eq!(
@@ -283,14 +283,14 @@ async fn a_denied_watch_fails_alone(bin: &EtcdBinary, tokens: Tokens) {
     let (mut client, counts) = client(&cluster, "alice", "alice-pw");
     let engine = engine(&client);
 
-    let mut allowed = engine.watch(WatchOptions::key("alice/k")).await.unwrap();
+    let mut allowed = engine.watch("alice/k", WatchOptions::new()).await.unwrap();
     put_through(&mut client, "alice/k", "v1").await;
     let mut seen = History::new();
     collect(&mut allowed, &mut seen, 1, &label).await;
     let logins = counts.logins();
 
     // A watch the user may not read: PermissionDenied, for that watch only.
-    let denied = match engine.watch(WatchOptions::key("bob/k")).await {
+    let denied = match engine.watch("bob/k", WatchOptions::new()).await {
         Err(error) => error,
         Ok(mut watcher) => tokio::time::timeout(Duration::from_secs(10), watcher.next())
             .await

@@ -58,7 +58,13 @@ pub async fn historian(
 ) -> Result<(), String> {
     let mut watcher = raw
         .watch_engine()
-        .watch(WatchOptions::all_keys().start_revision(1).buffer(1 << 16))
+        .watch(
+            "",
+            WatchOptions::new()
+                .prefix()
+                .start_revision(1)
+                .buffer(1 << 16),
+        )
         .await
         .map_err(|e| format!("the historian's watch() failed: {e}"))?;
     loop {

@@ -210,7 +210,7 @@ async fn run<S: EtcdService>(
     if let Some(engine) = &engine {
         watcher = Some(
             engine
-                .watch(WatchOptions::prefix(watch_prefix.clone()))
+                .watch(watch_prefix.clone(), WatchOptions::new().prefix())
                 .await
                 .map_err(e)?,
         );

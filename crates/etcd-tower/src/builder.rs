@@ -23,6 +23,7 @@ use tower::ServiceBuilder;
 #[cfg(feature = "namespace")]
 use crate::bytes::IntoBytes;
 use crate::client::Client;
+use crate::watch::WatchConfig;
 
 /// Configures a [`Client`].
 ///
@@ -40,6 +41,9 @@ use crate::client::Client;
 /// | `TimeoutLayer`, each attempt | `etcd-tower-timeout` | [`attempt_timeout`](Self::attempt_timeout) |
 /// | `AuthLayer` | `etcd-tower-auth` (feature `auth`) | [`user`](Self::user) |
 /// | `Transport` | `etcd-tower-core` | endpoints, [`tls`](Self::tls), limits |
+///
+/// Watches go through the watch engine (`etcd-tower-watch`), above the
+/// whole stack; its settings are [`watch_config`](Self::watch_config).
 ///
 /// The timeout sits outside the retries, so it bounds the whole call; the
 /// attempt timeout and the auth layer sit inside them, so every attempt is
@@ -106,6 +110,7 @@ pub struct ClientBuilder {
     auto_sync: Option<Duration>,
     retry: Option<RetryLayer>,
     ordering: Option<OrderingLayer>,
+    watch: WatchConfig,
 }
 
 impl ClientBuilder {
@@ -128,6 +133,7 @@ impl ClientBuilder {
             auto_sync: None,
             retry: Some(RetryLayer::new()),
             ordering: None,
+            watch: WatchConfig::default(),
         }
     }
 
@@ -278,6 +284,39 @@ impl ClientBuilder {
         self
     }
 
+    /// The watch engine's settings (default [`WatchConfig::default`]): how
+    /// many events a watcher buffers before it lags and is re-created from
+    /// the server's history (overridden per watch by
+    /// [`WatchOptions::buffer`](crate::watch::WatchOptions::buffer)), the
+    /// back-off between re-opens of a broken stream, how long opening one
+    /// may take, how often the engine asks for progress. Every watch of the
+    /// client (and of its clones) goes through the engine built with them.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), etcd_tower::EtcdError> {
+    /// use std::time::Duration;
+    /// use etcd_tower::watch::WatchConfig;
+    /// use etcd_tower::Client;
+    ///
+    /// let client = Client::builder(["127.0.0.1:2379"])
+    ///     .watch_config(
+    ///         WatchConfig::default()
+    ///             .buffer(16 * 1024)
+    ///             .backoff(Duration::from_millis(50), Duration::from_secs(5))
+    ///             .open_timeout(Duration::from_secs(3)),
+    ///     )
+    ///     .connect()
+    ///     .await?;
+    /// # drop(client);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn watch_config(mut self, config: WatchConfig) -> Self {
+        self.watch = config;
+        self
+    }
+
     /// Builds the client without any I/O: connections are made on first
     /// use. Must run inside a Tokio runtime.
     pub fn build(self) -> Result<Client, EtcdError> {
@@ -314,7 +353,8 @@ impl ClientBuilder {
             )
             .option_layer(auth)
             .service(transport);
-        Ok(Client::from_service(stack).with_transport(transport_handle, self.auto_sync))
+        Ok(Client::from_service_with_watch_config(stack, self.watch)
+            .with_transport(transport_handle, self.auto_sync))
     }
 
     /// Builds the client and checks that the cluster answers: one

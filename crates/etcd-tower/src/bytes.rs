@@ -87,29 +87,5 @@ impl IntoBytes for std::borrow::Cow<'_, str> {
     }
 }
 
-/// The end of the range of every key that starts with `prefix`: the prefix
-/// with its last byte below 0xff incremented, or `\0` (every key) for an
-/// empty or all-0xff prefix.
-pub fn prefix_end(prefix: &[u8]) -> Bytes {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return Bytes::from(end);
-        }
-    }
-    Bytes::from_static(b"\0")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefix_ends() {
-        assert_eq!(prefix_end(b"a"), "b");
-        assert_eq!(prefix_end(b"a\xff"), "b");
-        assert_eq!(prefix_end(b"\xff\xff"), "\0");
-        assert_eq!(prefix_end(b""), "\0");
-    }
-}
+/// Core's one computation of a prefix's range end, shared by every crate.
+pub use etcd_tower_core::range::prefix_end;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use etcd_tower_core::{
     EtcdError, EtcdRequest, EtcdResponse, RequestBody, TargetEndpoint, Transport,
 };
-use etcd_tower_watch::WatchEngine;
+use etcd_tower_watch::{WatchConfig, WatchEngine};
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceExt};
 
@@ -122,9 +122,25 @@ impl Client {
             + 'static,
         S::Future: Send + 'static,
     {
+        Self::from_service_with_watch_config(service, WatchConfig::default())
+    }
+
+    /// [`from_service`](Self::from_service), with the watch engine's
+    /// settings (buffer, back-off, open timeout, progress interval: see
+    /// [`WatchConfig`]); the builder's
+    /// [`watch_config`](crate::ClientBuilder::watch_config) ends here.
+    pub fn from_service_with_watch_config<S>(service: S, watch: WatchConfig) -> Client
+    where
+        S: Service<EtcdRequest, Response = EtcdResponse, Error = EtcdError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
         let service = BoxCloneSyncService::new(service);
         Client {
-            watch: WatchEngine::new(service.clone()),
+            watch: WatchEngine::with_config(service.clone(), watch),
             service,
             options: CallOptions::default(),
             transport: None,

@@ -45,7 +45,6 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use etcd_tower_core::proto::mvccpb::event::EventType;
 use etcd_tower_core::{ErrorKind, EtcdError};
 use futures_util::StreamExt;
 use tokio::runtime::Handle;
@@ -54,7 +53,7 @@ use tokio::time::{sleep, sleep_until, Instant};
 
 use crate::client::Client;
 use crate::txn::{Compare, CompareOp, Txn, TxnOp};
-use crate::watch::WatchOptions;
+use crate::watch::{EventKind, WatchOptions};
 
 /// Runs `work` in a Tokio task and returns its outcome. If this future is
 /// dropped before it has read a success, that success is passed to `undo`
@@ -265,8 +264,8 @@ async fn written(client: &Client, key: &Bytes) -> i64 {
                     let put = batch
                         .events()
                         .iter()
-                        .filter(|event| event.r#type == EventType::Put as i32)
-                        .find_map(|event| event.kv.as_ref());
+                        .filter(|event| event.kind() == EventKind::Put)
+                        .find_map(|event| event.kv());
                     if let Some(kv) = put {
                         return kv.create_revision;
                     }

@@ -33,46 +33,12 @@ use etcd_tower_core::EtcdError;
 pub use etcd_tower_core::proto::etcdserverpb::range_request::{SortOrder, SortTarget};
 pub use etcd_tower_core::proto::etcdserverpb::ResponseHeader;
 
-use crate::bytes::{prefix_end, IntoBytes};
+use crate::bytes::IntoBytes;
 use crate::client::Client;
 
-/// Which keys a get or delete covers, beyond the key itself.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) enum Span {
-    /// Only the key.
-    #[default]
-    Key,
-    /// Every key that starts with the key.
-    Prefix,
-    /// Every key from the key on.
-    FromKey,
-    /// `[key, end)`.
-    End(Bytes),
-}
-
-impl Span {
-    /// The key and range end to send. An empty key with a prefix or
-    /// from-key span means every key (in a namespace: every key of the
-    /// namespace), sent as etcd spells it: key `"\0"`, end `"\0"`, as
-    /// Go's `clientv3.WithPrefix` does.
-    pub(crate) fn resolve(&self, key: Bytes) -> (Bytes, Bytes) {
-        if key.is_empty() && matches!(self, Span::Prefix | Span::FromKey) {
-            let all = Bytes::from_static(b"\0");
-            return (all.clone(), all);
-        }
-        let end = self.range_end(&key);
-        (key, end)
-    }
-
-    pub(crate) fn range_end(&self, key: &[u8]) -> Bytes {
-        match self {
-            Span::Key => Bytes::new(),
-            Span::Prefix => prefix_end(key),
-            Span::FromKey => Bytes::from_static(b"\0"),
-            Span::End(end) => end.clone(),
-        }
-    }
-}
+/// Which keys a get or delete covers, beyond the key itself: core's one
+/// definition, shared with watches.
+pub(crate) use etcd_tower_core::range::Span;
 
 /// Options of a get (a `Range` request).
 #[derive(Clone, Debug, Default)]

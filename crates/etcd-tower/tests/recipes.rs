@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use etcd_tower::concurrency::{
-    wait_events, wait_prefix_events, Barrier, DoubleBarrier, EventType, PriorityQueue, Queue,
+    wait_events, wait_prefix_events, Barrier, DoubleBarrier, EventKind, PriorityQueue, Queue,
     RwMutex, Session,
 };
 use etcd_tower::{Client, ErrorKind, GetOptions, KeyValue};
@@ -823,25 +823,25 @@ async fn wait_events_sees_the_sequence_from_the_read_revision() {
         client.delete("w/owner").await.unwrap();
         let deleted = timeout(
             BOUND,
-            wait_events(&client, "w/owner", read.revision(), &[EventType::Delete]),
+            wait_events(&client, "w/owner", read.revision(), &[EventKind::Delete]),
         )
         .await
         .unwrap()
         .unwrap();
-        assert_eq!(deleted.r#type, EventType::Delete as i32, "{label}");
+        assert_eq!(deleted.kind(), EventKind::Delete, "{label}");
         let from = client.get("w/").await.unwrap().revision() + 1;
         let sequence = tokio::spawn({
             let client = client.clone();
             async move {
-                wait_prefix_events(&client, "w/", from, &[EventType::Put, EventType::Delete]).await
+                wait_prefix_events(&client, "w/", from, &[EventKind::Put, EventKind::Delete]).await
             }
         });
         client.put("w/x", "1").await.unwrap();
         client.put("w/x", "2").await.unwrap();
         client.delete("w/x").await.unwrap();
         let last = timeout(BOUND, sequence).await.unwrap().unwrap().unwrap();
-        assert_eq!(last.r#type, EventType::Delete as i32, "{label}");
-        assert_eq!(&last.kv.unwrap().key[..], b"w/x", "{label}");
+        assert_eq!(last.kind(), EventKind::Delete, "{label}");
+        assert_eq!(last.key_str(), Ok("w/x"), "{label}");
         let none = wait_events(&client, "w/owner", 1, &[]).await.unwrap_err();
         assert_eq!(none.kind(), &ErrorKind::InvalidRequest, "{label}");
     })

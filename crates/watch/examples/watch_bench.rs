@@ -97,7 +97,7 @@ async fn main() {
 
     // Warm up: the stream, its connection and the runtime are open.
     let warm = engine
-        .watch(WatchOptions::key("bench/warm"))
+        .watch("bench/warm", WatchOptions::new())
         .await
         .expect("watch");
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -109,7 +109,7 @@ async fn main() {
             let engine = engine.clone();
             async move {
                 engine
-                    .watch(WatchOptions::key(format!("bench/idle/{i:05}")))
+                    .watch(format!("bench/idle/{i:05}"), WatchOptions::new())
                     .await
             }
         })
@@ -134,7 +134,7 @@ async fn main() {
     for _ in 0..HOT_WATCHERS {
         hot.push(
             engine
-                .watch(WatchOptions::prefix("bench/hot/"))
+                .watch("bench/hot/", WatchOptions::new().prefix())
                 .await
                 .expect("watch"),
         );
@@ -200,7 +200,7 @@ async fn main() {
     for _ in 0..HOT_WATCHERS {
         hot.push(
             engine
-                .watch(WatchOptions::prefix("bench/one/"))
+                .watch("bench/one/", WatchOptions::new().prefix())
                 .await
                 .expect("watch"),
         );

@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use bytes::Bytes;
 use etcd_tower_core::{ErrorKind, EtcdError, EtcdRequest, EtcdResponse};
 use tokio::sync::{mpsc, oneshot};
 use tower::Service;
@@ -81,14 +82,20 @@ where
         &self.inner.shared.config
     }
 
-    /// Starts a watcher; resolves once the server confirmed it.
+    /// Starts a watcher of `key` (and, as `options` say, the keys beyond
+    /// it); resolves once the server confirmed it.
     ///
     /// While no stream can be opened (every member down), the call waits,
     /// re-trying with back-off: wrap it in a timeout to bound it. It fails
     /// at once for invalid options, with `PermissionDenied` when the user
     /// may not watch the range, and with the error of a failure re-trying
     /// cannot fix (bad credentials, a bad configuration).
-    pub async fn watch(&self, options: WatchOptions) -> Result<Watcher, EtcdError> {
+    pub async fn watch(
+        &self,
+        key: impl Into<Bytes>,
+        options: WatchOptions,
+    ) -> Result<Watcher, EtcdError> {
+        let options = options.with_key(key.into());
         options.validate()?;
         let (reply, answer) = oneshot::channel();
         let mut command = Command::Watch { options, reply };

@@ -26,15 +26,21 @@
 //! let stack = ServiceBuilder::new().service(transport);
 //! let engine = WatchEngine::new(stack);
 //!
-//! let mut watcher = engine.watch(WatchOptions::prefix("config/").prev_kv(true)).await?;
+//! let mut watcher = engine.watch("config/", WatchOptions::new().prefix().prev_kv()).await?;
 //! while let Some(batch) = watcher.next().await {
 //!     for event in batch?.events() {
-//!         println!("{:?} at {}", event.kv.as_ref().map(|kv| &kv.key), event.kv.as_ref().map_or(0, |kv| kv.mod_revision));
+//!         println!("{:?} {:?} at {}", event.kind(), event.key_str(), event.mod_revision());
 //!     }
 //! }
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! The key is the call's argument and [`WatchOptions`] say how, as in the
+//! `etcd-tower` facade's `Client::watch(key, options)`, which takes this
+//! very type. Each batch's events are [`WatchEvent`]s: etcd's protobuf
+//! event behind typed accessors ([`EventKind`], key, value, `is_create`),
+//! at no cost per event (see [`WatchEvent`] for why it is a wrapper).
 //!
 //! # Design
 //!
@@ -203,6 +209,7 @@
 mod backoff;
 mod config;
 mod engine;
+mod event;
 mod fragment;
 mod ids;
 mod options;
@@ -216,5 +223,8 @@ mod watcher;
 
 pub use config::WatchConfig;
 pub use engine::WatchEngine;
-pub use options::{prefix_end, WatchOptions};
+/// Core's one computation of a prefix's range end.
+pub use etcd_tower_core::range::prefix_end;
+pub use event::{EventKind, WatchEvent};
+pub use options::WatchOptions;
 pub use watcher::{WatchBatch, Watcher};

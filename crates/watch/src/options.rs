@@ -1,78 +1,74 @@
 //! What to watch and how: [`WatchOptions`].
+//!
+//! One type serves both ends: [`WatchEngine::watch`](crate::WatchEngine::watch)
+//! and the facade's `Client::watch` both take the key and a
+//! [`WatchOptions`], so a watch reads the same with or without the client.
+//! The options carry no key because the client's other calls
+//! (`get(key, GetOptions)`, `delete(key, DeleteOptions)`) do not either: the
+//! key is what the call is about, the options how. Which keys beyond the
+//! key a watch covers is core's [`Span`], resolved with core's one
+//! [`prefix_end`](etcd_tower_core::range::prefix_end).
 
 use bytes::Bytes;
 use etcd_tower_core::proto::etcdserverpb::{watch_create_request::FilterType, WatchCreateRequest};
+use etcd_tower_core::range::Span;
 use etcd_tower_core::{ErrorKind, EtcdError};
 
-/// Which keys a watcher watches, from which revision, and what it receives.
+/// Which keys a watcher watches beyond its key, from which revision, and
+/// what it receives.
 ///
 /// ```
 /// use etcd_tower_watch::WatchOptions;
 ///
-/// // Every change under `config/` from revision 42 on, with previous values,
-/// // deletions only.
-/// let options = WatchOptions::prefix("config/")
+/// // With `watch("config/", options)`: every change under `config/` from
+/// // revision 42 on, with previous values, deletions only.
+/// let options = WatchOptions::new()
+///     .prefix()
 ///     .start_revision(42)
-///     .prev_kv(true)
-///     .no_put(true);
+///     .prev_kv()
+///     .no_put();
 /// # drop(options);
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// An empty key with [`prefix`](Self::prefix) or
+/// [`from_key`](Self::from_key) watches every key (in a namespace: every key
+/// of the namespace); an empty key alone is refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WatchOptions {
-    pub(crate) key: Bytes,
-    pub(crate) range_end: Bytes,
-    pub(crate) start_revision: i64,
-    pub(crate) prev_kv: bool,
-    pub(crate) no_put: bool,
-    pub(crate) no_delete: bool,
-    pub(crate) progress_notify: bool,
-    pub(crate) fragment: bool,
-    pub(crate) require_leader: bool,
-    pub(crate) buffer: Option<usize>,
+    span: Span,
+    start_revision: i64,
+    prev_kv: bool,
+    no_put: bool,
+    no_delete: bool,
+    progress_notify: bool,
+    fragment: bool,
+    require_leader: bool,
+    buffer: Option<usize>,
 }
 
 impl WatchOptions {
-    /// Watches one key.
-    pub fn key(key: impl Into<Bytes>) -> Self {
-        WatchOptions {
-            key: key.into(),
-            range_end: Bytes::new(),
-            start_revision: 0,
-            prev_kv: false,
-            no_put: false,
-            no_delete: false,
-            progress_notify: false,
-            fragment: false,
-            require_leader: false,
-            buffer: None,
-        }
+    /// Only the key, from now on.
+    pub fn new() -> Self {
+        WatchOptions::default()
     }
 
-    /// Watches every key that starts with `prefix` (every key when the
-    /// prefix is empty).
-    pub fn prefix(prefix: impl Into<Bytes>) -> Self {
-        let prefix = prefix.into();
-        if prefix.is_empty() {
-            return Self::all_keys();
-        }
-        let end = prefix_end(&prefix);
-        Self::key(prefix).range_end(end)
+    /// Every key that starts with the key (every key for an empty key).
+    pub fn prefix(mut self) -> Self {
+        self.span = Span::Prefix;
+        self
     }
 
-    /// Watches every key greater than or equal to `key`.
-    pub fn from_key(key: impl Into<Bytes>) -> Self {
-        Self::key(key).range_end(Bytes::from_static(b"\0"))
+    /// Every key greater than or equal to the key (every key for an empty
+    /// key).
+    pub fn from_key(mut self) -> Self {
+        self.span = Span::FromKey;
+        self
     }
 
-    /// Watches every key.
-    pub fn all_keys() -> Self {
-        Self::key(Bytes::from_static(b"\0")).range_end(Bytes::from_static(b"\0"))
-    }
-
-    /// Watches the keys in `[key, end)`. An end of `"\0"` means "every key
-    /// from `key` on".
+    /// The keys in `[key, end)`. An end of `"\0"` means "every key from the
+    /// key on".
     pub fn range_end(mut self, end: impl Into<Bytes>) -> Self {
-        self.range_end = end.into();
+        self.span = Span::End(end.into());
         self
     }
 
@@ -83,21 +79,22 @@ impl WatchOptions {
         self
     }
 
-    /// Sends the previous key-value with each event.
-    pub fn prev_kv(mut self, on: bool) -> Self {
-        self.prev_kv = on;
+    /// Sends the previous key-value with each event
+    /// ([`WatchEvent::prev_kv`](crate::WatchEvent::prev_kv)).
+    pub fn prev_kv(mut self) -> Self {
+        self.prev_kv = true;
         self
     }
 
     /// Filters out put events (the server does not send them).
-    pub fn no_put(mut self, on: bool) -> Self {
-        self.no_put = on;
+    pub fn no_put(mut self) -> Self {
+        self.no_put = true;
         self
     }
 
     /// Filters out delete events.
-    pub fn no_delete(mut self, on: bool) -> Self {
-        self.no_delete = on;
+    pub fn no_delete(mut self) -> Self {
+        self.no_delete = true;
         self
     }
 
@@ -112,41 +109,39 @@ impl WatchOptions {
     /// that it does not resume after a fault from a revision compacted
     /// meanwhile (see the crate docs on compaction). This option only
     /// decides whether the watcher's stream shows them.
-    pub fn progress_notify(mut self, on: bool) -> Self {
-        self.progress_notify = on;
+    pub fn progress_notify(mut self) -> Self {
+        self.progress_notify = true;
         self
     }
 
     /// Lets the server split very large responses; the engine joins the
     /// pieces, so the watcher always receives whole revisions.
-    pub fn fragment(mut self, on: bool) -> Self {
-        self.fragment = on;
+    pub fn fragment(mut self) -> Self {
+        self.fragment = true;
         self
     }
 
     /// Puts the watcher on a stream opened with `require_leader`: a member
     /// that loses its leader cancels such a stream, and the engine moves its
     /// watchers to another member (instead of waiting on a partitioned one).
-    pub fn require_leader(mut self, on: bool) -> Self {
-        self.require_leader = on;
+    pub fn require_leader(mut self) -> Self {
+        self.require_leader = true;
         self
     }
 
     /// How many events the watcher's buffer holds before the watcher counts
-    /// as lagging (see the crate docs); the engine's default otherwise.
+    /// as lagging (see the crate docs); the engine's
+    /// [`WatchConfig::buffer`](crate::WatchConfig::buffer) otherwise. At
+    /// least 1.
     pub fn buffer(mut self, events: usize) -> Self {
         self.buffer = Some(events.max(1));
         self
     }
 
-    /// The watched key.
-    pub fn watched_key(&self) -> &Bytes {
-        &self.key
-    }
-
-    /// The end of the watched range (empty: the key alone).
-    pub fn watched_range_end(&self) -> &Bytes {
-        &self.range_end
+    /// The key and range end a watch of `key` with these options sends
+    /// (an empty end: the key alone).
+    pub fn key_range(&self, key: impl Into<Bytes>) -> (Bytes, Bytes) {
+        self.span.resolve(key.into())
     }
 
     /// Whether the watcher goes on a `require_leader` stream.
@@ -154,6 +149,40 @@ impl WatchOptions {
         self.require_leader
     }
 
+    /// The options with their key: what the engine keeps per watcher.
+    pub(crate) fn with_key(self, key: Bytes) -> WatchSpec {
+        let (key, range_end) = self.span.resolve(key);
+        WatchSpec {
+            key,
+            range_end,
+            start_revision: self.start_revision,
+            prev_kv: self.prev_kv,
+            no_put: self.no_put,
+            no_delete: self.no_delete,
+            progress_notify: self.progress_notify,
+            fragment: self.fragment,
+            require_leader: self.require_leader,
+            buffer: self.buffer,
+        }
+    }
+}
+
+/// One watcher's resolved key range and options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct WatchSpec {
+    pub(crate) key: Bytes,
+    pub(crate) range_end: Bytes,
+    pub(crate) start_revision: i64,
+    pub(crate) prev_kv: bool,
+    pub(crate) no_put: bool,
+    pub(crate) no_delete: bool,
+    pub(crate) progress_notify: bool,
+    pub(crate) fragment: bool,
+    pub(crate) require_leader: bool,
+    pub(crate) buffer: Option<usize>,
+}
+
+impl WatchSpec {
     /// Refuses what the server would reject with a message only (an empty
     /// key, an empty range, a negative revision): the engine never reads
     /// rejection messages, so these must not reach the server.
@@ -161,7 +190,7 @@ impl WatchOptions {
         if self.key.is_empty() {
             return Err(EtcdError::client(
                 ErrorKind::EmptyKey,
-                "a watch needs a key (use WatchOptions::all_keys to watch every key)",
+                "a watch needs a key (watch the empty key with WatchOptions::prefix to watch every key)",
             ));
         }
         if self.start_revision < 0 {
@@ -181,7 +210,7 @@ impl WatchOptions {
     }
 
     /// The create request for one incarnation of the watcher. It always
-    /// asks for progress notifications (see [`Self::progress_notify`]).
+    /// asks for progress notifications (see [`WatchOptions::progress_notify`]).
     pub(crate) fn create_request(&self, watch_id: i64, start_revision: i64) -> WatchCreateRequest {
         let mut filters = Vec::new();
         if self.no_put {
@@ -203,73 +232,77 @@ impl WatchOptions {
     }
 }
 
-/// The end of the range of keys starting with `prefix`: the prefix with its
-/// last byte below 0xff incremented (and what follows dropped), or `"\0"`
-/// (every key from the prefix on) for an all-0xff prefix.
-pub fn prefix_end(prefix: &[u8]) -> Bytes {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end.into();
-        }
-    }
-    Bytes::from_static(b"\0")
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
+    fn spec(key: &'static str, options: WatchOptions) -> WatchSpec {
+        options.with_key(Bytes::from_static(key.as_bytes()))
+    }
+
     #[test]
-    fn prefix_ends() {
-        assert_eq!(prefix_end(b"a/"), Bytes::from_static(b"a0"));
-        assert_eq!(prefix_end(b"a\xff"), Bytes::from_static(b"b"));
-        assert_eq!(prefix_end(b"\xff\xff"), Bytes::from_static(b"\0"));
-        let all = WatchOptions::prefix("");
-        assert_eq!(all, WatchOptions::all_keys());
+    fn spans_resolve_with_cores_prefix_end() {
+        let s = spec("a/", WatchOptions::new().prefix());
+        assert_eq!((&s.key[..], &s.range_end[..]), (&b"a/"[..], &b"a0"[..]));
+        let s = WatchOptions::new()
+            .prefix()
+            .with_key(Bytes::from_static(b"a\xff"));
+        assert_eq!(&s.range_end[..], b"b");
+        let all = spec("", WatchOptions::new().prefix());
+        assert_eq!((&all.key[..], &all.range_end[..]), (&b"\0"[..], &b"\0"[..]));
+        assert_eq!(all, spec("", WatchOptions::new().from_key()));
+        let s = spec("a", WatchOptions::new().from_key());
+        assert_eq!(&s.range_end[..], b"\0");
+        assert_eq!(
+            WatchOptions::new().prefix().key_range("a/"),
+            (Bytes::from("a/"), Bytes::from("a0"))
+        );
     }
 
     #[test]
     fn invalid_ranges_are_refused_before_sending() {
         assert_eq!(
-            WatchOptions::key("").validate().unwrap_err().kind(),
+            spec("", WatchOptions::new()).validate().unwrap_err().kind(),
             &ErrorKind::EmptyKey
         );
         assert_eq!(
-            WatchOptions::key("b")
-                .range_end("a")
+            spec("b", WatchOptions::new().range_end("a"))
                 .validate()
                 .unwrap_err()
                 .kind(),
             &ErrorKind::InvalidRequest
         );
-        assert!(WatchOptions::key("b").range_end("b").validate().is_err());
-        assert!(WatchOptions::key("a")
-            .start_revision(-1)
+        assert!(spec("b", WatchOptions::new().range_end("b"))
             .validate()
             .is_err());
-        for ok in [
-            WatchOptions::key("a"),
-            WatchOptions::prefix("a/"),
-            WatchOptions::from_key("a"),
-            WatchOptions::all_keys(),
-            WatchOptions::key("a").range_end("b").start_revision(3),
+        assert!(spec("a", WatchOptions::new().start_revision(-1))
+            .validate()
+            .is_err());
+        for (key, ok) in [
+            ("a", WatchOptions::new()),
+            ("a/", WatchOptions::new().prefix()),
+            ("a", WatchOptions::new().from_key()),
+            ("", WatchOptions::new().prefix()),
+            ("a", WatchOptions::new().range_end("b").start_revision(3)),
         ] {
-            ok.validate().unwrap();
+            spec(key, ok).validate().unwrap();
         }
     }
 
     #[test]
     fn the_create_request_carries_every_option() {
-        let create = WatchOptions::prefix("p/")
-            .prev_kv(true)
-            .no_put(true)
-            .no_delete(true)
-            .progress_notify(true)
-            .fragment(true)
-            .create_request(7, 40);
+        let create = spec(
+            "p/",
+            WatchOptions::new()
+                .prefix()
+                .prev_kv()
+                .no_put()
+                .no_delete()
+                .progress_notify()
+                .fragment(),
+        )
+        .create_request(7, 40);
         assert_eq!(create.key, Bytes::from_static(b"p/"));
         assert_eq!(create.range_end, Bytes::from_static(b"p0"));
         assert_eq!(create.watch_id, 7);
@@ -283,7 +316,12 @@ mod tests {
 
     #[test]
     fn every_create_asks_for_progress_notifications() {
-        let create = WatchOptions::key("k").create_request(1, 0);
+        let create = spec("k", WatchOptions::new()).create_request(1, 0);
         assert!(create.progress_notify, "the engine's own, not shown");
+    }
+
+    #[test]
+    fn buffer_is_at_least_one() {
+        assert_eq!(spec("k", WatchOptions::new().buffer(0)).buffer, Some(1));
     }
 }

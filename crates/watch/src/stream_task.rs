@@ -57,7 +57,7 @@ use crate::backoff::{Backoff, Failure};
 use crate::config::WatchConfig;
 use crate::fragment::Fragments;
 use crate::ids::{self, Answer, FaultCount, IdMode, PendingCreates};
-use crate::options::WatchOptions;
+use crate::options::WatchSpec;
 use crate::probe::{self, ProbeFuture, ProbeOutcome, Verdict};
 use crate::progress_order::{self, MemberOrders};
 use crate::progress_requests::{Asker, StreamProgress};
@@ -129,7 +129,7 @@ impl Shared {
 pub(crate) enum Command {
     /// Create a watcher and answer once the server confirmed it.
     Watch {
-        options: WatchOptions,
+        options: WatchSpec,
         reply: oneshot::Sender<Result<Watcher, EtcdError>>,
     },
     /// Ask the server for a progress notification.
@@ -153,7 +153,7 @@ enum Phase {
 
 /// One watcher, as the task sees it.
 struct Entry {
-    options: WatchOptions,
+    options: WatchSpec,
     next: NextRevision,
     phase: Phase,
     queue: Arc<Queue>,
@@ -495,7 +495,7 @@ where
 
     fn add_watcher(
         &mut self,
-        options: WatchOptions,
+        options: WatchSpec,
         reply: oneshot::Sender<Result<Watcher, EtcdError>>,
     ) {
         let key = self.shared.next_key();

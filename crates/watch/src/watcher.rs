@@ -11,6 +11,7 @@ use etcd_tower_core::{ErrorKind, EtcdError};
 use futures_core::Stream;
 use tokio::sync::mpsc;
 
+use crate::event::{self, WatchEvent};
 use crate::queue::Queue;
 
 /// The events of one watch response (one or more revisions, in order), or
@@ -18,7 +19,7 @@ use crate::queue::Queue;
 #[derive(Clone, Debug, PartialEq)]
 pub struct WatchBatch {
     header: ResponseHeader,
-    events: Vec<Event>,
+    events: Vec<WatchEvent>,
     progress_notify: bool,
 }
 
@@ -26,18 +27,18 @@ impl WatchBatch {
     pub(crate) fn new(header: ResponseHeader, events: Vec<Event>, progress_notify: bool) -> Self {
         WatchBatch {
             header,
-            events,
+            events: event::wrap(events),
             progress_notify,
         }
     }
 
     /// The events, in revision order.
-    pub fn events(&self) -> &[Event] {
+    pub fn events(&self) -> &[WatchEvent] {
         &self.events
     }
 
     /// Takes the events.
-    pub fn into_events(self) -> Vec<Event> {
+    pub fn into_events(self) -> Vec<WatchEvent> {
         self.events
     }
 

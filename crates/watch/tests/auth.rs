@@ -62,7 +62,7 @@ async fn an_expired_stream_token_is_renewed_and_a_real_denial_is_reported() {
         };
         let from = put_as_root("w/a", "0".into()).await.unwrap();
         let mut first = engine
-            .watch(WatchOptions::key("w/a").start_revision(from))
+            .watch("w/a", WatchOptions::new().start_revision(from))
             .await
             .unwrap();
         let rev = put_as_root("w/a", "1".into()).await.unwrap();
@@ -76,7 +76,7 @@ async fn an_expired_stream_token_is_renewed_and_a_real_denial_is_reported() {
         let mut second = bounded(
             30,
             "a watch after expiry",
-            engine.watch(WatchOptions::prefix("w/b")),
+            engine.watch("w/b", WatchOptions::new().prefix()),
         )
         .await
         .unwrap_or_else(|e| panic!("{label}: {e}"));
@@ -100,7 +100,7 @@ async fn an_expired_stream_token_is_renewed_and_a_real_denial_is_reported() {
         let denied = bounded(
             30,
             "a denied watch",
-            engine.watch(WatchOptions::prefix("secret/")),
+            engine.watch("secret/", WatchOptions::new().prefix()),
         )
         .await
         .expect_err("alice may not watch secret/");

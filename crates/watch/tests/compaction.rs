@@ -40,11 +40,11 @@ async fn a_creation_at_a_compacted_revision() {
         compact(&client, compact_at).await;
         let engine = WatchEngine::new(transport(cluster.endpoints()));
         let mut old = engine
-            .watch(WatchOptions::key("c/k").start_revision(from))
+            .watch("c/k", WatchOptions::new().start_revision(from))
             .await
             .expect("the create itself is answered normally");
         let mut fine = engine
-            .watch(WatchOptions::key("c/k").start_revision(compact_at))
+            .watch("c/k", WatchOptions::new().start_revision(compact_at))
             .await
             .unwrap();
         let (events, error) = next_error(&mut old, 10).await;
@@ -76,11 +76,14 @@ async fn a_lagging_watcher_whose_history_was_compacted() {
         let engine = WatchEngine::new(transport(cluster.endpoints()));
         let from = current_revision(&client).await + 1;
         let mut slow = engine
-            .watch(WatchOptions::prefix("c/").start_revision(from).buffer(4))
+            .watch(
+                "c/",
+                WatchOptions::new().prefix().start_revision(from).buffer(4),
+            )
             .await
             .unwrap();
         let mut fast = engine
-            .watch(WatchOptions::prefix("c/").start_revision(from))
+            .watch("c/", WatchOptions::new().prefix().start_revision(from))
             .await
             .unwrap();
         let mut last = 0;
@@ -122,12 +125,15 @@ async fn a_resume_at_a_compacted_revision() {
         let engine = WatchEngine::new(transport([proxy.endpoint()]));
         let from = current_revision(&client).await + 1;
         let mut behind = engine
-            .watch(WatchOptions::prefix("d/").start_revision(from))
+            .watch("d/", WatchOptions::new().prefix().start_revision(from))
             .await
             .unwrap();
         // Starts in the future: nothing it needs will be compacted.
         let mut ahead = engine
-            .watch(WatchOptions::prefix("e/").start_revision(from + 100))
+            .watch(
+                "e/",
+                WatchOptions::new().prefix().start_revision(from + 100),
+            )
             .await
             .unwrap();
         let first = put(&client, "d/0", "0").await.unwrap();

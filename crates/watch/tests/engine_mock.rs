@@ -66,7 +66,7 @@ async fn watchers_share_one_stream_with_ids_from_one_and_creates_answered_in_ord
     let engine = WatchEngine::new(service);
     let first = tokio::spawn({
         let engine = engine.clone();
-        async move { engine.watch(WatchOptions::key("a")).await }
+        async move { engine.watch("a", WatchOptions::new()).await }
     });
     let mut stream = mock::next_stream(&mut calls).await;
     assert!(!stream.require_leader);
@@ -80,7 +80,7 @@ async fn watchers_share_one_stream_with_ids_from_one_and_creates_answered_in_ord
         let engine = engine.clone();
         async move {
             engine
-                .watch(WatchOptions::prefix("p/").start_revision(3))
+                .watch("p/", WatchOptions::new().prefix().start_revision(3))
                 .await
         }
     });
@@ -124,7 +124,7 @@ async fn require_leader_watchers_get_their_own_stream() {
     let engine = WatchEngine::new(service);
     let plain = tokio::spawn({
         let engine = engine.clone();
-        async move { engine.watch(WatchOptions::key("a")).await }
+        async move { engine.watch("a", WatchOptions::new()).await }
     });
     let mut plain_stream = mock::next_stream(&mut calls).await;
     plain_stream.next_create().await;
@@ -136,7 +136,7 @@ async fn require_leader_watchers_get_their_own_stream() {
         let engine = engine.clone();
         async move {
             engine
-                .watch(WatchOptions::key("b").require_leader(true))
+                .watch("b", WatchOptions::new().require_leader())
                 .await
         }
     });
@@ -155,7 +155,7 @@ async fn fragments_are_joined_into_one_batch() {
     let (service, mut calls) = mock::pair();
     let engine = WatchEngine::new(service);
     let watch = tokio::spawn(async move {
-        let w = engine.watch(WatchOptions::key("a").fragment(true)).await;
+        let w = engine.watch("a", WatchOptions::new().fragment()).await;
         (engine, w)
     });
     let mut stream = mock::next_stream(&mut calls).await;
@@ -184,19 +184,19 @@ async fn a_broken_stream_resumes_every_watcher_from_its_next_revision() {
     let (service, mut calls) = mock::pair();
     let engine = WatchEngine::new(service);
     let e = engine.clone();
-    let now = tokio::spawn(async move { e.watch(WatchOptions::key("now")).await });
+    let now = tokio::spawn(async move { e.watch("now", WatchOptions::new()).await });
     let mut stream = mock::next_stream(&mut calls).await;
     stream.next_create().await;
     stream.accept(None);
     let e = engine.clone();
     let historical =
-        tokio::spawn(async move { e.watch(WatchOptions::key("old").start_revision(5)).await });
+        tokio::spawn(async move { e.watch("old", WatchOptions::new().start_revision(5)).await });
     stream.next_create().await;
     let e = engine.clone();
     // It asks for progress notifications: the engine's own ones (every
     // create asks the server for them) are hidden from a watcher that did not.
     let quiet = tokio::spawn(async move {
-        e.watch(WatchOptions::key("quiet").progress_notify(true))
+        e.watch("quiet", WatchOptions::new().progress_notify())
             .await
     });
     stream.next_create().await;
@@ -279,7 +279,7 @@ async fn an_unconfirmed_watch_is_created_again_and_still_answered() {
     let (service, mut calls) = mock::pair();
     let engine = WatchEngine::new(service);
     let watch = tokio::spawn(async move {
-        let w = engine.watch(WatchOptions::key("a")).await;
+        let w = engine.watch("a", WatchOptions::new()).await;
         (engine, w)
     });
     let mut stream = mock::next_stream(&mut calls).await;
@@ -303,12 +303,12 @@ async fn compaction_ends_only_that_watcher_with_its_revision() {
     let (service, mut calls) = mock::pair();
     let engine = WatchEngine::new(service);
     let e = engine.clone();
-    let a = tokio::spawn(async move { e.watch(WatchOptions::key("a").start_revision(2)).await });
+    let a = tokio::spawn(async move { e.watch("a", WatchOptions::new().start_revision(2)).await });
     let mut stream = mock::next_stream(&mut calls).await;
     stream.next_create().await;
     stream.accept(None);
     let e = engine.clone();
-    let b = tokio::spawn(async move { e.watch(WatchOptions::key("b")).await });
+    let b = tokio::spawn(async move { e.watch("b", WatchOptions::new()).await });
     stream.next_create().await;
     stream.created(1, 50);
     stream.compacted(1, 20);
@@ -334,14 +334,15 @@ async fn a_lagging_watcher_is_cancelled_then_recreated_from_its_next_revision() 
     let engine = WatchEngine::new(service);
     let e = engine.clone();
     let slow = tokio::spawn(async move {
-        e.watch(WatchOptions::key("s").start_revision(1).buffer(2))
+        e.watch("s", WatchOptions::new().start_revision(1).buffer(2))
             .await
     });
     let mut stream = mock::next_stream(&mut calls).await;
     stream.next_create().await;
     stream.accept(None);
     let e = engine.clone();
-    let fast = tokio::spawn(async move { e.watch(WatchOptions::key("f").start_revision(1)).await });
+    let fast =
+        tokio::spawn(async move { e.watch("f", WatchOptions::new().start_revision(1)).await });
     stream.next_create().await;
     stream.created(1, 1);
     stream.created(2, 1);
@@ -377,7 +378,7 @@ async fn a_stale_stream_token_reopens_the_stream_and_resumes_everyone() {
     let engine = WatchEngine::new(service);
     let e = engine.clone();
     let old =
-        tokio::spawn(async move { e.watch(WatchOptions::key("old").start_revision(2)).await });
+        tokio::spawn(async move { e.watch("old", WatchOptions::new().start_revision(2)).await });
     let mut stream = mock::next_stream(&mut calls).await;
     stream.next_create().await;
     stream.accept(Some(1));
@@ -388,7 +389,7 @@ async fn a_stale_stream_token_reopens_the_stream_and_resumes_everyone() {
 
     // The token expires; a new create is refused (3.4.23 style: id -1).
     let e = engine.clone();
-    let new = tokio::spawn(async move { e.watch(WatchOptions::prefix("new/")).await });
+    let new = tokio::spawn(async move { e.watch("new/", WatchOptions::new().prefix()).await });
     let create = stream.next_create().await;
     assert_eq!(create.watch_id, 2);
     stream.refused(-1, 10);
@@ -430,7 +431,7 @@ async fn a_real_denial_ends_only_that_watcher() {
         let (service, mut calls) = mock::pair();
         let engine = WatchEngine::new(service);
         let e = engine.clone();
-        let ok = tokio::spawn(async move { e.watch(WatchOptions::key("ok")).await });
+        let ok = tokio::spawn(async move { e.watch("ok", WatchOptions::new()).await });
         let mut stream = mock::next_stream(&mut calls).await;
         stream.next_create().await;
         stream.accept(Some(7));
@@ -438,7 +439,7 @@ async fn a_real_denial_ends_only_that_watcher() {
         let mut ok = join(ok).await.unwrap();
 
         let e = engine.clone();
-        let denied = tokio::spawn(async move { e.watch(WatchOptions::key("secret")).await });
+        let denied = tokio::spawn(async move { e.watch("secret", WatchOptions::new()).await });
         let create = stream.next_create().await;
         stream.refused(refused_id.map_or(-1, |()| create.watch_id), 10);
         let probe = mock::next_unary(&mut calls).await;
@@ -470,7 +471,7 @@ async fn a_same_generation_probe_renews_once_before_denying() {
     let (service, mut calls) = mock::pair();
     let engine = WatchEngine::new(service);
     let e = engine.clone();
-    let ok = tokio::spawn(async move { e.watch(WatchOptions::key("ok")).await });
+    let ok = tokio::spawn(async move { e.watch("ok", WatchOptions::new()).await });
     let mut stream = mock::next_stream(&mut calls).await;
     stream.next_create().await;
     stream.accept(Some(7));
@@ -478,7 +479,7 @@ async fn a_same_generation_probe_renews_once_before_denying() {
     let mut ok = join(ok).await.unwrap();
 
     let e = engine.clone();
-    let denied = tokio::spawn(async move { e.watch(WatchOptions::key("secret")).await });
+    let denied = tokio::spawn(async move { e.watch("secret", WatchOptions::new()).await });
     stream.next_create().await;
     stream.refused(-1, 10);
 
@@ -533,7 +534,7 @@ async fn one_probe_per_episode() {
     let (service, mut calls) = mock::pair();
     let engine = WatchEngine::new(service);
     let e = engine.clone();
-    let first = tokio::spawn(async move { e.watch(WatchOptions::key("a")).await });
+    let first = tokio::spawn(async move { e.watch("a", WatchOptions::new()).await });
     let mut stream = mock::next_stream(&mut calls).await;
     stream.next_create().await;
     stream.accept(Some(1));
@@ -543,7 +544,7 @@ async fn one_probe_per_episode() {
     for key in ["x", "y", "z"] {
         let e = engine.clone();
         refused.push(tokio::spawn(async move {
-            e.watch(WatchOptions::key(key)).await
+            e.watch(key, WatchOptions::new()).await
         }));
         stream.next_create().await;
     }
@@ -580,7 +581,7 @@ async fn a_known_newer_token_reopens_before_creating() {
     let engine = WatchEngine::new(service);
     // Two groups; the require-leader stream learns of generation 2.
     let e = engine.clone();
-    let plain = tokio::spawn(async move { e.watch(WatchOptions::key("a")).await });
+    let plain = tokio::spawn(async move { e.watch("a", WatchOptions::new()).await });
     let mut plain_stream = mock::next_stream(&mut calls).await;
     plain_stream.next_create().await;
     plain_stream.accept(Some(1));
@@ -589,7 +590,7 @@ async fn a_known_newer_token_reopens_before_creating() {
 
     let e = engine.clone();
     let leader =
-        tokio::spawn(async move { e.watch(WatchOptions::key("b").require_leader(true)).await });
+        tokio::spawn(async move { e.watch("b", WatchOptions::new().require_leader()).await });
     let mut leader_stream = mock::next_stream(&mut calls).await;
     leader_stream.next_create().await;
     leader_stream.accept(Some(2));
@@ -598,7 +599,7 @@ async fn a_known_newer_token_reopens_before_creating() {
 
     // A new create on the plain stream (generation 1) re-opens it first.
     let e = engine.clone();
-    let next = tokio::spawn(async move { e.watch(WatchOptions::key("c")).await });
+    let next = tokio::spawn(async move { e.watch("c", WatchOptions::new()).await });
     let mut reopened = mock::next_stream(&mut calls).await;
     assert!(!reopened.require_leader);
     let sent = [reopened.next_create().await, reopened.next_create().await];
@@ -624,7 +625,7 @@ async fn a_failed_probe_is_a_stream_fault() {
         WatchConfig::default().backoff(Duration::from_millis(5), Duration::from_millis(50)),
     );
     let e = engine.clone();
-    let watch = tokio::spawn(async move { e.watch(WatchOptions::key("a")).await });
+    let watch = tokio::spawn(async move { e.watch("a", WatchOptions::new()).await });
     let mut stream = mock::next_stream(&mut calls).await;
     stream.next_create().await;
     stream.accept(Some(1));
@@ -642,7 +643,7 @@ async fn progress_requests_are_sent_and_merged() {
     let (service, mut calls) = mock::pair();
     let engine = WatchEngine::new(service);
     let e = engine.clone();
-    let watch = tokio::spawn(async move { e.watch(WatchOptions::key("a")).await });
+    let watch = tokio::spawn(async move { e.watch("a", WatchOptions::new()).await });
     let mut stream = mock::next_stream(&mut calls).await;
     stream.next_create().await;
     stream.accept(None);
@@ -670,7 +671,7 @@ async fn the_tasks_end_when_the_engine_and_its_watchers_are_gone() {
     let (service, mut calls) = mock::pair();
     let engine = WatchEngine::new(service);
     let e = engine.clone();
-    let watch = tokio::spawn(async move { e.watch(WatchOptions::key("a")).await });
+    let watch = tokio::spawn(async move { e.watch("a", WatchOptions::new()).await });
     let mut stream = mock::next_stream(&mut calls).await;
     stream.next_create().await;
     stream.accept(None);
@@ -692,10 +693,10 @@ async fn the_tasks_end_when_the_engine_and_its_watchers_are_gone() {
 async fn invalid_options_fail_before_anything_is_sent() {
     let (service, mut calls) = mock::pair();
     let engine = WatchEngine::new(service);
-    let error = engine.watch(WatchOptions::key("")).await.unwrap_err();
+    let error = engine.watch("", WatchOptions::new()).await.unwrap_err();
     assert_eq!(error.kind(), &ErrorKind::EmptyKey);
     let error = engine
-        .watch(WatchOptions::key("b").range_end("a"))
+        .watch("b", WatchOptions::new().range_end("a"))
         .await
         .unwrap_err();
     assert_eq!(error.kind(), &ErrorKind::InvalidRequest);
@@ -737,7 +738,7 @@ async fn metrics_count_delivered_events_and_resumes() {
     let (service, mut calls) = mock::pair();
     let engine = WatchEngine::new(service);
     let e = engine.clone();
-    let watch = tokio::spawn(async move { e.watch(WatchOptions::key("a")).await });
+    let watch = tokio::spawn(async move { e.watch("a", WatchOptions::new()).await });
     let mut stream = mock::next_stream(&mut calls).await;
     stream.next_create().await;
     stream.accept(None);

@@ -28,42 +28,52 @@ struct Watched {
 /// A mix of watchers on one engine: prefixes, all keys, one key, from a
 /// revision and from "now", with prev_kv and with a filter.
 async fn start_watchers(engine: &WatchEngine<Transport>, from: i64) -> Vec<Watched> {
-    let specs: [(&'static str, WatchOptions, bool, bool); 5] = [
+    let specs: [(&'static str, (&'static str, WatchOptions), bool, bool); 5] = [
         (
             "a/ from a revision",
-            WatchOptions::prefix("a/").start_revision(from),
+            ("a/", WatchOptions::new().prefix().start_revision(from)),
             false,
             true,
         ),
-        ("b/ from now", WatchOptions::prefix("b/"), false, true),
+        (
+            "b/ from now",
+            ("b/", WatchOptions::new().prefix()),
+            false,
+            true,
+        ),
         (
             "all keys with prev_kv",
-            WatchOptions::all_keys().start_revision(from).prev_kv(true),
+            (
+                "",
+                WatchOptions::new().prefix().start_revision(from).prev_kv(),
+            ),
             true,
             true,
         ),
         (
             "a/ puts only",
-            WatchOptions::prefix("a/")
-                .start_revision(from)
-                .no_delete(true),
+            (
+                "a/",
+                WatchOptions::new()
+                    .prefix()
+                    .start_revision(from)
+                    .no_delete(),
+            ),
             false,
             false,
         ),
         (
             "one key",
-            WatchOptions::key("b/t1").start_revision(from),
+            ("b/t1", WatchOptions::new().start_revision(from)),
             false,
             true,
         ),
     ];
     let mut watched = Vec::new();
-    for (label, options, prev_kv, deletes) in specs {
-        let key = options.watched_key().clone();
-        let end = options.watched_range_end().clone();
-        let watcher = bounded(20, label, engine.watch(options))
-            .await
-            .expect("watch");
+    for (label, (key, options), prev_kv, deletes) in specs {
+        let watch = engine.watch(key, options.clone());
+        let (key, end) = options.key_range(key);
+        let watcher = bounded(20, label, watch).await.expect("watch");
         watched.push(Watched {
             label,
             watcher,

@@ -50,15 +50,22 @@ fn key(n: usize) -> String {
 /// Watcher `i`'s options: five shapes of overlapping ranges, half of them
 /// with previous values, so that watchers of one range differ in options.
 /// Shape 4 starts from `from` (set for the late watchers only).
-fn options(i: usize, from: i64) -> WatchOptions {
-    let options = match i % 5 {
-        0 => WatchOptions::prefix("k/"),
-        1 => WatchOptions::prefix("k/1"),
-        2 => WatchOptions::key(key(i)),
-        3 => WatchOptions::key("k/05").range_end("k/15"),
-        _ => WatchOptions::prefix("k/0").start_revision(from),
+fn options(i: usize, from: i64) -> (String, WatchOptions) {
+    let (key, options) = match i % 5 {
+        0 => ("k/".to_string(), WatchOptions::new().prefix()),
+        1 => ("k/1".to_string(), WatchOptions::new().prefix()),
+        2 => (key(i), WatchOptions::new()),
+        3 => ("k/05".to_string(), WatchOptions::new().range_end("k/15")),
+        _ => (
+            "k/0".to_string(),
+            WatchOptions::new().prefix().start_revision(from),
+        ),
     };
-    options.prev_kv(i.is_multiple_of(2))
+    if i.is_multiple_of(2) {
+        (key, options.prev_kv())
+    } else {
+        (key, options)
+    }
 }
 
 fn is_late(i: usize) -> bool {
@@ -73,10 +80,10 @@ async fn start(engine: &WatchEngine<Transport>, indexes: Vec<usize>, from: i64) 
             .map(|index| {
                 let engine = engine.clone();
                 async move {
-                    let options = options(index, from);
-                    let key = options.watched_key().clone();
-                    let end = options.watched_range_end().clone();
-                    let watcher = engine.watch(options).await.expect("a watch");
+                    let (key, options) = options(index, from);
+                    let (sent, end) = options.key_range(key.clone());
+                    let watcher = engine.watch(key, options).await.expect("a watch");
+                    let key = sent;
                     Watched {
                         index,
                         watcher,

@@ -66,9 +66,11 @@ async fn a_member_without_a_leader_cancels_require_leader_streams() {
         let from = current_revision(&client).await + 1;
         let mut watcher = engine
             .watch(
-                WatchOptions::prefix("l/")
+                "l/",
+                WatchOptions::new()
+                    .prefix()
                     .start_revision(from)
-                    .require_leader(true),
+                    .require_leader(),
             )
             .await
             .unwrap();

@@ -69,95 +69,112 @@ struct Watched {
 /// `q/a/` and `q/b/` (prefixes, single keys, a range across both), quiet
 /// ones over keys and prefixes that are never written until the end
 /// marker, some inside the busy prefixes.
-fn specs(from: i64) -> Vec<(WatchOptions, bool, bool, bool)> {
+fn specs(from: i64) -> Vec<((&'static str, WatchOptions), bool, bool, bool)> {
     vec![
         (
-            WatchOptions::prefix("q/")
-                .start_revision(from)
-                .prev_kv(true),
+            (
+                "q/",
+                WatchOptions::new().prefix().start_revision(from).prev_kv(),
+            ),
             true,
             true,
             false,
         ),
-        (WatchOptions::prefix("q/a/"), false, true, false),
+        (("q/a/", WatchOptions::new().prefix()), false, true, false),
         (
-            WatchOptions::prefix("q/b/").start_revision(from),
+            ("q/b/", WatchOptions::new().prefix().start_revision(from)),
             false,
             true,
             false,
         ),
-        (WatchOptions::key("q/a/1"), false, true, false),
+        (("q/a/1", WatchOptions::new()), false, true, false),
         (
-            WatchOptions::key("q/b/2").start_revision(from),
-            false,
-            true,
-            false,
-        ),
-        (
-            WatchOptions::prefix("q/a/").no_delete(true),
-            false,
-            false,
-            false,
-        ),
-        (
-            WatchOptions::key("q/a/")
-                .range_end("q/b/3")
-                .start_revision(from),
-            false,
-            true,
-            false,
-        ),
-        (WatchOptions::key("q/b/t"), false, true, false),
-        (
-            WatchOptions::prefix("q/").progress_notify(true),
+            ("q/b/2", WatchOptions::new().start_revision(from)),
             false,
             true,
             false,
         ),
         (
-            WatchOptions::prefix("q/b/").prev_kv(true),
+            ("q/a/", WatchOptions::new().prefix().no_delete()),
+            false,
+            false,
+            false,
+        ),
+        (
+            (
+                "q/a/",
+                WatchOptions::new().range_end("q/b/3").start_revision(from),
+            ),
+            false,
+            true,
+            false,
+        ),
+        (("q/b/t", WatchOptions::new()), false, true, false),
+        (
+            ("q/", WatchOptions::new().prefix().progress_notify()),
+            false,
+            true,
+            false,
+        ),
+        (
+            ("q/b/", WatchOptions::new().prefix().prev_kv()),
             true,
             true,
             false,
         ),
-        (WatchOptions::key("q/a/never"), false, true, true),
+        (("q/a/never", WatchOptions::new()), false, true, true),
         (
-            WatchOptions::prefix("q/a/none/").start_revision(from),
-            false,
-            true,
-            true,
-        ),
-        (WatchOptions::prefix("q/quiet/"), false, true, true),
-        (
-            WatchOptions::key("q/quiet/k").start_revision(from),
-            false,
-            true,
-            true,
-        ),
-        (
-            WatchOptions::prefix("q/z/").start_revision(from),
-            false,
-            true,
-            true,
-        ),
-        (WatchOptions::key("q/b/never"), false, true, true),
-        (
-            WatchOptions::prefix("q/c/").progress_notify(true),
+            (
+                "q/a/none/",
+                WatchOptions::new().prefix().start_revision(from),
+            ),
             false,
             true,
             true,
         ),
         (
-            WatchOptions::prefix("q/quiet/")
-                .no_delete(true)
-                .start_revision(from),
+            ("q/quiet/", WatchOptions::new().prefix()),
+            false,
+            true,
+            true,
+        ),
+        (
+            ("q/quiet/k", WatchOptions::new().start_revision(from)),
+            false,
+            true,
+            true,
+        ),
+        (
+            ("q/z/", WatchOptions::new().prefix().start_revision(from)),
+            false,
+            true,
+            true,
+        ),
+        (("q/b/never", WatchOptions::new()), false, true, true),
+        (
+            ("q/c/", WatchOptions::new().prefix().progress_notify()),
+            false,
+            true,
+            true,
+        ),
+        (
+            (
+                "q/quiet/",
+                WatchOptions::new()
+                    .prefix()
+                    .no_delete()
+                    .start_revision(from),
+            ),
             false,
             false,
             true,
         ),
-        (WatchOptions::key("q/zz"), false, true, true),
+        (("q/zz", WatchOptions::new()), false, true, true),
         (
-            WatchOptions::prefix("q/b/none/").start_revision(from),
+            (
+                "q/b/none/",
+                WatchOptions::new().prefix().start_revision(from),
+            ),
             false,
             true,
             true,
@@ -198,9 +215,8 @@ async fn history(root: &TokenStack, from: i64, end: i64) -> Vec<Seen> {
         20,
         "the history watch",
         engine.watch(
-            WatchOptions::prefix("q/")
-                .start_revision(from)
-                .prev_kv(true),
+            "q/",
+            WatchOptions::new().prefix().start_revision(from).prev_kv(),
         ),
     )
     .await
@@ -272,16 +288,16 @@ async fn one_version(bin: &EtcdBinary) {
 
     let from = root.head().await.unwrap() + 1;
     let mut watched = Vec::new();
-    for (i, (options, prev_kv, deletes, quiet)) in specs(from).into_iter().enumerate() {
-        let key = options.watched_key().clone();
-        let end = options.watched_range_end().clone();
+    for (i, ((key, options), prev_kv, deletes, quiet)) in specs(from).into_iter().enumerate() {
+        let watch = engine.watch(key, options.clone());
+        let (key, end) = options.key_range(key);
         let name = format!(
             "{label}: #{i} {}..{}{}",
             String::from_utf8_lossy(&key),
             String::from_utf8_lossy(&end),
             if quiet { " (quiet)" } else { "" }
         );
-        let watcher = bounded(20, &name, engine.watch(options))
+        let watcher = bounded(20, &name, watch)
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         watched.push(Watched {
@@ -427,7 +443,7 @@ async fn a_broadcast_progress_moves_only_watchers_confirmed_before_the_request()
     // is refused on etcd 3.5.28+, which are all fixed.
     let e = engine.clone();
     let active =
-        tokio::spawn(async move { e.watch(WatchOptions::key("a").start_revision(5)).await });
+        tokio::spawn(async move { e.watch("a", WatchOptions::new().start_revision(5)).await });
     let mut stream = mock::next_stream(&mut calls).await;
     let a = create(&mut stream).await;
     assert!(
@@ -453,7 +469,7 @@ async fn a_broadcast_progress_moves_only_watchers_confirmed_before_the_request()
     // fit, and the engine cancels it.
     let e = engine.clone();
     let lagging = tokio::spawn(async move {
-        e.watch(WatchOptions::key("l").start_revision(5).buffer(1))
+        e.watch("l", WatchOptions::new().start_revision(5).buffer(1))
             .await
     });
     let l = create(&mut stream).await;
@@ -474,13 +490,14 @@ async fn a_broadcast_progress_moves_only_watchers_confirmed_before_the_request()
     // `late` is created and confirmed after that request; `creating` has
     // sent its create, its answer is not there yet.
     let e = engine.clone();
-    let late = tokio::spawn(async move { e.watch(WatchOptions::key("t").start_revision(5)).await });
+    let late =
+        tokio::spawn(async move { e.watch("t", WatchOptions::new().start_revision(5)).await });
     let t = create(&mut stream).await;
     created(&stream, t.watch_id, 10);
     let mut late = late.await.unwrap().unwrap();
     let e = engine.clone();
     let creating =
-        tokio::spawn(async move { e.watch(WatchOptions::key("c").start_revision(5)).await });
+        tokio::spawn(async move { e.watch("c", WatchOptions::new().start_revision(5)).await });
     let c = create(&mut stream).await;
 
     // The answer moves `active` only, and no user sees it.

@@ -170,8 +170,9 @@ async fn measure(bin: &EtcdBinary, tokens: Tokens) -> Figures {
     let from = put_all(all_keys("before")).await.unwrap();
     let mut watchers = Vec::new();
     for i in 0..WATCHERS {
-        let options = WatchOptions::key(format!("r/{i}")).start_revision(from);
-        watchers.push(bounded(10, "a watch", engine.watch(options)).await.unwrap());
+        let options = WatchOptions::new().start_revision(from);
+        let watch = engine.watch(format!("r/{i}"), options);
+        watchers.push(bounded(10, "a watch", watch).await.unwrap());
     }
     let mut waiting = Vec::new();
     for watcher in watchers {
@@ -234,7 +235,7 @@ async fn measure(bin: &EtcdBinary, tokens: Tokens) -> Figures {
     let fresh = bounded(
         10,
         "a watch after the refresh",
-        engine.watch(WatchOptions::key("r/new")),
+        engine.watch("r/new", WatchOptions::new()),
     )
     .await
     .unwrap_or_else(|e| panic!("{label}: {e}"));

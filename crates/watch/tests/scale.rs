@@ -27,7 +27,7 @@ async fn ten_thousand_watchers_on_one_stream() {
             stream::iter(0..WATCHERS)
                 .map(|i| {
                     let engine = engine.clone();
-                    async move { engine.watch(WatchOptions::key(format!("w/{i:05}"))).await }
+                    async move { engine.watch(format!("w/{i:05}"), WatchOptions::new()).await }
                 })
                 .buffered(1024)
                 .collect::<Vec<_>>(),

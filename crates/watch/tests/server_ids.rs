@@ -59,7 +59,7 @@ fn watch(
     key: &'static str,
 ) -> tokio::task::JoinHandle<Result<Watcher, EtcdError>> {
     let engine = engine.clone();
-    tokio::spawn(async move { engine.watch(WatchOptions::key(key)).await })
+    tokio::spawn(async move { engine.watch(key, WatchOptions::new()).await })
 }
 
 /// An event for `key` at `revision` under watch id `id`.

@@ -21,11 +21,14 @@ async fn a_slow_watcher_costs_the_others_nothing_and_loses_nothing() {
         let engine = WatchEngine::new(transport(&endpoints));
         let from = current_revision(&client).await + 1;
         let mut slow = engine
-            .watch(WatchOptions::prefix("s/").start_revision(from).buffer(16))
+            .watch(
+                "s/",
+                WatchOptions::new().prefix().start_revision(from).buffer(16),
+            )
             .await
             .unwrap();
         let mut fast = engine
-            .watch(WatchOptions::prefix("s/").start_revision(from))
+            .watch("s/", WatchOptions::new().prefix().start_revision(from))
             .await
             .unwrap();
 

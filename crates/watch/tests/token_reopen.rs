@@ -73,7 +73,7 @@ async fn watching(
 ) -> (Watcher, MockStream) {
     let e = engine.clone();
     let watch =
-        tokio::spawn(async move { e.watch(WatchOptions::key(key).start_revision(5)).await });
+        tokio::spawn(async move { e.watch(key, WatchOptions::new().start_revision(5)).await });
     let mut stream = mock::next_stream(calls).await;
     let create = stream.next_create().await;
     stream.accept_with(1, current);
@@ -99,7 +99,7 @@ async fn a_new_watch_after_a_login_elsewhere_reopens_at_once_and_is_never_refuse
     current.advance(TokenGeneration(2));
     let asked = Instant::now();
     let e = engine.clone();
-    let second = tokio::spawn(async move { e.watch(WatchOptions::key("b")).await });
+    let second = tokio::spawn(async move { e.watch("b", WatchOptions::new()).await });
     let mut stream = mock::next_stream(&mut calls).await;
     assert_eq!(asked.elapsed(), Duration::ZERO, "re-opened without a delay");
     assert!(

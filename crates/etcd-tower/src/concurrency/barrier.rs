@@ -2,9 +2,8 @@
 //! released; Go's keys (`client/v3/experimental/recipes/barrier.go`).
 
 use bytes::Bytes;
-use etcd_tower_core::proto::mvccpb::event::EventType;
 use etcd_tower_core::EtcdError;
-use etcd_tower_watch::WatchOptions;
+use etcd_tower_watch::{EventKind, WatchOptions};
 
 use super::is_compacted;
 use super::recipe_keys::put_new;
@@ -88,10 +87,9 @@ impl Barrier {
                 return Ok(());
             }
             held_since = Some(kv.create_revision());
-            let deletes = WatchOptions::key(self.key.clone())
-                .start_revision(resp.revision())
-                .no_put(true);
-            match wait_sequence(&self.client, deletes, &[EventType::Delete]).await {
+            let deletes = WatchOptions::new().start_revision(resp.revision()).no_put();
+            let key = self.key.clone();
+            match wait_sequence(&self.client, key, deletes, &[EventKind::Delete]).await {
                 Ok(_) => return Ok(()),
                 Err(error) if is_compacted(&error) => continue,
                 Err(error) => return Err(error),

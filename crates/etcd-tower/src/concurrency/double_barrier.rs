@@ -3,9 +3,8 @@
 //! (`client/v3/experimental/recipes/double_barrier.go`).
 
 use bytes::Bytes;
-use etcd_tower_core::proto::mvccpb::event::EventType;
 use etcd_tower_core::{ErrorKind, EtcdError};
-use etcd_tower_watch::WatchOptions;
+use etcd_tower_watch::{EventKind, WatchOptions};
 
 use super::line::{placed_wait, remove, Caller, Placed};
 use super::recipe_keys::{child, try_put_unique};
@@ -199,10 +198,8 @@ async fn enter_wait(
 async fn wait_ready(client: &Client, ready: &Bytes, since: i64) -> Result<(), EtcdError> {
     let mut from = since;
     loop {
-        let puts = WatchOptions::key(ready.clone())
-            .start_revision(from)
-            .no_delete(true);
-        match wait_sequence(client, puts, &[EventType::Put]).await {
+        let puts = WatchOptions::new().start_revision(from).no_delete();
+        match wait_sequence(client, ready.clone(), puts, &[EventKind::Put]).await {
             Ok(_) => return Ok(()),
             Err(error) if is_compacted(&error) => {
                 let now = client.get(ready.clone()).await?;

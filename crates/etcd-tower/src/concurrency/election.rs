@@ -4,7 +4,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use etcd_tower_core::proto::mvccpb::event::EventType;
 use etcd_tower_core::{ErrorKind, EtcdError};
 use futures_core::Stream;
 use tokio::sync::mpsc;
@@ -19,7 +18,7 @@ use crate::client::Client;
 use crate::detached::waiter_key;
 use crate::kv::{KeyValue, PutOptions, ResponseHeader};
 use crate::txn::{Compare, CompareOp, Txn, TxnOp, TxnOpResponse};
-use etcd_tower_watch::WatchOptions;
+use etcd_tower_watch::{EventKind, WatchOptions};
 use futures_util::StreamExt;
 
 /// Leader election: candidates queue by create revision under the
@@ -332,10 +331,11 @@ async fn observe_leaders(client: &Client, dir: &Bytes, tx: &Sink) -> Result<(), 
         let (leader, revision) = match resp.kvs().first() {
             Some(kv) => (kv.clone(), resp.revision()),
             None => {
-                let candidates = WatchOptions::prefix(dir.clone())
+                let candidates = WatchOptions::new()
+                    .prefix()
                     .start_revision(resp.revision())
-                    .no_delete(true);
-                match first_put(client, candidates).await? {
+                    .no_delete();
+                match first_put(client, dir.clone(), candidates).await? {
                     Some(first) => first,
                     None => continue,
                 }
@@ -344,8 +344,9 @@ async fn observe_leaders(client: &Client, dir: &Bytes, tx: &Sink) -> Result<(), 
         if tx.send(Ok(leader.clone())).await.is_err() {
             return Ok(());
         }
-        let updates = WatchOptions::key(leader.key_bytes().clone()).start_revision(revision + 1);
-        let Some(mut watcher) = watch_unless_compacted(client, updates).await? else {
+        let updates = WatchOptions::new().start_revision(revision + 1);
+        let key = leader.key_bytes().clone();
+        let Some(mut watcher) = watch_unless_compacted(client, key, updates).await? else {
             continue;
         };
         'leader: loop {
@@ -356,10 +357,10 @@ async fn observe_leaders(client: &Client, dir: &Bytes, tx: &Sink) -> Result<(), 
                 None => return Err(watch_ended()),
             };
             for event in batch.into_events() {
-                if event.r#type == EventType::Delete as i32 {
+                if event.kind() == EventKind::Delete {
                     break 'leader;
                 }
-                if let Some(kv) = event.kv {
+                if let Some(kv) = event.into_proto().kv {
                     if tx.send(Ok(KeyValue::from(kv))).await.is_err() {
                         return Ok(());
                     }
@@ -369,13 +370,14 @@ async fn observe_leaders(client: &Client, dir: &Bytes, tx: &Sink) -> Result<(), 
     }
 }
 
-/// The first put under an empty election's prefix and its revision;
+/// The first put under an empty election's prefix `dir` and its revision;
 /// `None` when the history it waited on was compacted.
 async fn first_put(
     client: &Client,
+    dir: Bytes,
     options: WatchOptions,
 ) -> Result<Option<(KeyValue, i64)>, EtcdError> {
-    let Some(mut watcher) = watch_unless_compacted(client, options).await? else {
+    let Some(mut watcher) = watch_unless_compacted(client, dir, options).await? else {
         return Ok(None);
     };
     loop {
@@ -388,8 +390,8 @@ async fn first_put(
         let put = batch
             .into_events()
             .into_iter()
-            .find(|event| event.r#type == EventType::Put as i32)
-            .and_then(|event| event.kv);
+            .find(|event| event.kind() == EventKind::Put)
+            .and_then(|event| event.into_proto().kv);
         if let Some(kv) = put {
             let revision = kv.mod_revision;
             return Ok(Some((KeyValue::from(kv), revision)));

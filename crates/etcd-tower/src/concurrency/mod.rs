@@ -127,7 +127,7 @@ pub use barrier::Barrier;
 pub use double_barrier::DoubleBarrier;
 pub use election::{Election, ObserveLeader};
 /// The kinds of watch events [`wait_events`] waits for.
-pub use etcd_tower_core::proto::mvccpb::event::EventType;
+pub use etcd_tower_watch::EventKind;
 pub use mutex::Mutex;
 pub use priority_queue::PriorityQueue;
 pub use queue::Queue;
@@ -211,8 +211,8 @@ pub(crate) async fn wait_delete(
     key: Bytes,
     revision: i64,
 ) -> Result<(), EtcdError> {
-    let options = WatchOptions::key(key).start_revision(revision).no_put(true);
-    let Some(mut watcher) = watch_unless_compacted(client, options).await? else {
+    let options = WatchOptions::new().start_revision(revision).no_put();
+    let Some(mut watcher) = watch_unless_compacted(client, key, options).await? else {
         return Ok(());
     };
     loop {
@@ -221,7 +221,7 @@ pub(crate) async fn wait_delete(
                 if batch
                     .events()
                     .iter()
-                    .any(|event| event.r#type == EventType::Delete as i32)
+                    .any(|event| event.kind() == EventKind::Delete)
                 {
                     return Ok(());
                 }
@@ -233,13 +233,14 @@ pub(crate) async fn wait_delete(
     }
 }
 
-/// A watch through the client's engine; `None` when its start revision
-/// was compacted.
+/// A watch of `key` through the client's engine; `None` when its start
+/// revision was compacted.
 pub(crate) async fn watch_unless_compacted(
     client: &Client,
+    key: Bytes,
     options: WatchOptions,
 ) -> Result<Option<Watcher>, EtcdError> {
-    match client.watch_engine().watch(options).await {
+    match client.watch_engine().watch(key, options).await {
         Ok(watcher) => Ok(Some(watcher)),
         Err(error) if is_compacted(&error) => Ok(None),
         Err(error) => Err(error),

@@ -37,9 +37,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use etcd_tower_core::proto::mvccpb::event::EventType;
 use etcd_tower_core::{EtcdError, Sent};
-use etcd_tower_watch::WatchOptions;
+use etcd_tower_watch::{EventKind, WatchOptions};
 
 use super::line::Caller;
 use super::recipe_keys::{claim, put_new, put_sequential, put_unique};
@@ -179,15 +178,16 @@ async fn take(
                 continue;
             }
         }
-        let puts = WatchOptions::prefix(range.clone())
+        let puts = WatchOptions::new()
+            .prefix()
             .start_revision(resp.revision())
-            .no_delete(true);
+            .no_delete();
         let put = tokio::select! {
-            put = wait_sequence(&client, puts, &[EventType::Put]) => put,
+            put = wait_sequence(&client, range.clone(), puts, &[EventKind::Put]) => put,
             () = caller.gone() => return Err(abandoned()),
         };
         let kv = match put {
-            Ok(event) => event.kv.map(KeyValue::from),
+            Ok(event) => event.into_proto().kv.map(KeyValue::from),
             // The history is gone: read the queue again.
             Err(error) if is_compacted(&error) => None,
             Err(error) => return Err(error),

@@ -11,10 +11,9 @@
 //! member restart, resumed from where it was. Dropping the future stops the
 //! watch; nothing is left on the server.
 
-use etcd_tower_core::proto::mvccpb::event::EventType;
-use etcd_tower_core::proto::mvccpb::Event;
+use bytes::Bytes;
 use etcd_tower_core::{ErrorKind, EtcdError};
-use etcd_tower_watch::WatchOptions;
+use etcd_tower_watch::{EventKind, WatchEvent, WatchOptions};
 use futures_util::StreamExt;
 
 use super::watch_ended;
@@ -23,8 +22,8 @@ use crate::client::Client;
 
 /// Waits until `key` has gone through `events` in order, watching it from
 /// `revision` on, and returns the event that matched last (Go's
-/// `WaitEvents`): `&[EventType::Delete]` waits for a deletion,
-/// `&[EventType::Put, EventType::Delete]` for a put and then a deletion.
+/// `WaitEvents`): `&[EventKind::Delete]` waits for a deletion,
+/// `&[EventKind::Put, EventKind::Delete]` for a put and then a deletion.
 /// Events of other types in between are skipped. The watch goes through
 /// the client's watch engine, so it survives an expired token, a cut
 /// connection or a member restart; dropping the future stops it and leaves
@@ -37,14 +36,14 @@ use crate::client::Client;
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), etcd_tower::EtcdError> {
-/// use etcd_tower::concurrency::{wait_events, EventType};
+/// use etcd_tower::concurrency::{wait_events, EventKind};
 /// use etcd_tower::Client;
 ///
 /// let client = Client::connect(["127.0.0.1:2379"]).await?;
 /// let job = client.get("jobs/42/owner").await?;
 /// if !job.kvs().is_empty() {
 ///     // Waits until the owner key is deleted, from the revision just read.
-///     wait_events(&client, "jobs/42/owner", job.revision(), &[EventType::Delete]).await?;
+///     wait_events(&client, "jobs/42/owner", job.revision(), &[EventKind::Delete]).await?;
 /// }
 /// # Ok(())
 /// # }
@@ -53,10 +52,10 @@ pub async fn wait_events(
     client: &Client,
     key: impl IntoBytes,
     revision: i64,
-    events: &[EventType],
-) -> Result<Event, EtcdError> {
-    let options = WatchOptions::key(key.into_bytes()).start_revision(revision);
-    wait_sequence(client, options, events).await
+    events: &[EventKind],
+) -> Result<WatchEvent, EtcdError> {
+    let options = WatchOptions::new().start_revision(revision);
+    wait_sequence(client, key.into_bytes(), options, events).await
 }
 
 /// [`wait_events`] for every key under `prefix` (Go's
@@ -65,26 +64,27 @@ pub async fn wait_prefix_events(
     client: &Client,
     prefix: impl IntoBytes,
     revision: i64,
-    events: &[EventType],
-) -> Result<Event, EtcdError> {
-    let options = WatchOptions::prefix(prefix.into_bytes()).start_revision(revision);
-    wait_sequence(client, options, events).await
+    events: &[EventKind],
+) -> Result<WatchEvent, EtcdError> {
+    let options = WatchOptions::new().prefix().start_revision(revision);
+    wait_sequence(client, prefix.into_bytes(), options, events).await
 }
 
-/// Watches with `options` until `events` were seen in order (Go's
+/// Watches `key` with `options` until `events` were seen in order (Go's
 /// `waitEvents`); the last one.
 pub(crate) async fn wait_sequence(
     client: &Client,
+    key: Bytes,
     options: WatchOptions,
-    events: &[EventType],
-) -> Result<Event, EtcdError> {
+    events: &[EventKind],
+) -> Result<WatchEvent, EtcdError> {
     if events.is_empty() {
         return Err(EtcdError::client(
             ErrorKind::InvalidRequest,
             "waiting for no events at all: name at least one event type",
         ));
     }
-    let mut watcher = client.watch_engine().watch(options).await?;
+    let mut watcher = client.watch_engine().watch(key, options).await?;
     let mut seen = 0;
     loop {
         let batch = match watcher.next().await {
@@ -92,10 +92,7 @@ pub(crate) async fn wait_sequence(
             None => return Err(watch_ended()),
         };
         for event in batch.into_events() {
-            if events
-                .get(seen)
-                .is_some_and(|want| event.r#type == *want as i32)
-            {
+            if events.get(seen) == Some(&event.kind()) {
                 seen += 1;
                 if seen == events.len() {
                     return Ok(event);

@@ -4,8 +4,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use etcd_tower::proto::mvccpb::event::EventType;
-use etcd_tower::watch::{WatchBatch, WatchOptions, Watcher};
+use etcd_tower::watch::{EventKind, WatchBatch, WatchOptions, Watcher};
 use etcd_tower::Client;
 use futures::StreamExt;
 
@@ -66,16 +65,12 @@ impl KeyEvents {
 
     fn queue(&mut self, batch: WatchBatch) {
         for event in batch.into_events() {
-            let key = event
-                .kv
-                .map(|kv| String::from_utf8_lossy(&kv.key).into_owned())
-                .unwrap_or_default();
-            self.pending
-                .push_back(if event.r#type == EventType::Delete as i32 {
-                    Change::Delete(key)
-                } else {
-                    Change::Put(key)
-                });
+            let key = String::from_utf8_lossy(event.key()).into_owned();
+            self.pending.push_back(match event.kind() {
+                EventKind::Delete => Change::Delete(key),
+                EventKind::Put => Change::Put(key),
+                EventKind::Unknown(number) => panic!("event type {number} on {key}"),
+            });
         }
     }
 

@@ -10,9 +10,8 @@ use etcd_tower_core::proto::etcdserverpb::{
     request_op, CompactionRequest, DeleteRangeRequest, PutRequest, PutResponse, RequestOp,
     TxnRequest, TxnResponse,
 };
-use etcd_tower_core::proto::mvccpb::Event;
 use etcd_tower_core::{EtcdError, EtcdRequest, Transport};
-use etcd_tower_watch::{WatchEngine, WatchOptions, Watcher};
+use etcd_tower_watch::{WatchEngine, WatchEvent, WatchOptions, Watcher};
 use futures::StreamExt;
 use tower::ServiceExt;
 
@@ -36,14 +35,13 @@ pub fn transport<S: AsRef<str>>(endpoints: impl IntoIterator<Item = S>) -> Trans
 /// What the tests compare: `(mod_revision, key, value, type, prev value)`.
 pub type Seen = (i64, Bytes, Bytes, i32, Option<Bytes>);
 
-pub fn seen(event: &Event) -> Seen {
-    let kv = event.kv.clone().unwrap_or_default();
+pub fn seen(event: &WatchEvent) -> Seen {
     (
-        kv.mod_revision,
-        kv.key,
-        kv.value,
+        event.mod_revision(),
+        event.key_bytes().clone(),
+        event.value_bytes().clone(),
         event.r#type,
-        event.prev_kv.as_ref().map(|p| p.value.clone()),
+        event.prev_kv().map(|p| p.value.clone()),
     )
 }
 
@@ -197,7 +195,10 @@ pub async fn history(endpoints: &[String], from: i64, end: i64) -> Vec<Seen> {
     let mut watcher = bounded(
         20,
         "the history watch",
-        engine.watch(WatchOptions::all_keys().start_revision(from).prev_kv(true)),
+        engine.watch(
+            "",
+            WatchOptions::new().prefix().start_revision(from).prev_kv(),
+        ),
     )
     .await
     .expect("the history watch");
