@@ -83,13 +83,17 @@ impl Metadata {
                     "the value of metadata {name} must be visible ASCII and spaces: {value:?}"
                 ))
             })?;
-        self.headers.get_or_insert_with(Box::default).append(name, value);
+        self.headers
+            .get_or_insert_with(Box::default)
+            .append(name, value);
         Ok(())
     }
 
     /// Whether there is none.
     pub fn is_empty(&self) -> bool {
-        self.headers.as_ref().is_none_or(|headers| headers.is_empty())
+        self.headers
+            .as_ref()
+            .is_none_or(|headers| headers.is_empty())
     }
 
     /// Every name and value, in the order they were added per name.

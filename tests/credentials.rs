@@ -83,7 +83,7 @@ async fn a_live_client_changes_user_and_its_watches_lose_nothing() {
             assert_eq!(denied.kind(), &ErrorKind::PermissionDenied, "{label}");
             let start = put(&root, "a/0").await.unwrap();
             let mut a_watch = engine
-                .watch(WatchOptions::prefix("a/").start_revision(start))
+                .watch("a/", WatchOptions::new().prefix().start_revision(start))
                 .await
                 .unwrap();
 
@@ -94,7 +94,10 @@ async fn a_live_client_changes_user_and_its_watches_lose_nothing() {
             let denied = put(&client, "a/2").await.unwrap_err();
             assert_eq!(denied.kind(), &ErrorKind::PermissionDenied, "{label}");
             // A new watch is bob's: alice could not watch b/.
-            let mut b_watch = engine.watch(WatchOptions::prefix("b/")).await.unwrap();
+            let mut b_watch = engine
+                .watch("b/", WatchOptions::new().prefix())
+                .await
+                .unwrap();
             let b_at = put(&root, "b/2").await.unwrap();
             assert_eq!(revisions_until(&mut b_watch, b_at).await, [b_at], "{label}");
             // Alice's watch, made before the change, has every a/ event once.

@@ -414,7 +414,10 @@ async fn a_goaway_mid_watch_resumes_after_the_last_event() {
     let transport = Transport::builder([server.endpoint()]).build().unwrap();
     let engine = etcd_tower_watch::WatchEngine::new(transport);
     let mut watcher = engine
-        .watch(etcd_tower_watch::WatchOptions::key("w").start_revision(11))
+        .watch(
+            "w",
+            etcd_tower_watch::WatchOptions::new().start_revision(11),
+        )
         .await
         .unwrap();
     let mut revisions = Vec::new();

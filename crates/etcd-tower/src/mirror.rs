@@ -73,14 +73,13 @@
 //! ```
 
 use bytes::Bytes;
-use etcd_tower_core::proto::mvccpb::{event::EventType, Event};
 use etcd_tower_core::{ErrorKind, EtcdError};
 use futures_util::{Stream, StreamExt};
 
 use crate::bytes::{prefix_end, IntoBytes};
 use crate::client::Client;
 use crate::kv::{GetOptions, GetResponse, KeyValue};
-use crate::watch::{WatchOptions, Watcher};
+use crate::watch::{EventKind, WatchEvent, WatchOptions, Watcher};
 
 /// Go's `batchLimit`: keys per page of the copy.
 const DEFAULT_BATCH: i64 = 1000;
@@ -402,20 +401,21 @@ impl Syncer {
 
 /// A watch event as a change. An event of a type this client does not know
 /// is an error, not left out: the mirror would silently differ.
-fn change(event: Event) -> Result<MirrorChange, EtcdError> {
+fn change(event: WatchEvent) -> Result<MirrorChange, EtcdError> {
     let unexpected = |what: String| EtcdError::client(ErrorKind::UnexpectedResponse, what);
+    let kind = event.kind();
     let kv = event
+        .into_proto()
         .kv
         .ok_or_else(|| unexpected("a watch event came without its key-value".into()))?;
-    match EventType::try_from(event.r#type) {
-        Ok(EventType::Put) => Ok(MirrorChange::Put(KeyValue::from(kv))),
-        Ok(EventType::Delete) => Ok(MirrorChange::Delete {
+    match kind {
+        EventKind::Put => Ok(MirrorChange::Put(KeyValue::from(kv))),
+        EventKind::Delete => Ok(MirrorChange::Delete {
             key: kv.key,
             revision: kv.mod_revision,
         }),
-        Err(_) => Err(unexpected(format!(
-            "a watch event has the unknown type {}",
-            event.r#type
+        EventKind::Unknown(number) => Err(unexpected(format!(
+            "a watch event has the unknown type {number}"
         ))),
     }
 }

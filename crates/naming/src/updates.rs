@@ -12,9 +12,7 @@ use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use etcd_tower::proto::mvccpb::event::EventType;
-use etcd_tower::proto::mvccpb::Event;
-use etcd_tower::watch::{WatchOptions, Watcher};
+use etcd_tower::watch::{EventKind, WatchEvent, WatchOptions, Watcher};
 use etcd_tower::{Client, EtcdError, GetOptions};
 use futures_core::Stream;
 
@@ -86,15 +84,15 @@ pub(crate) async fn watch_from(
 
 /// The update an event makes, as Go's manager reads it: a put is an
 /// addition (if its value can be read), a delete a removal.
-pub(crate) fn update_of(event: &Event) -> Option<Update> {
-    let kv = event.kv.as_ref()?;
+pub(crate) fn update_of(event: &WatchEvent) -> Option<Update> {
+    let kv = event.kv()?;
     let Ok(key) = std::str::from_utf8(&kv.key) else {
         tracing::warn!(key = ?kv.key, "an endpoint key that is not UTF-8; skipped");
         return None;
     };
     let key = key.to_owned();
-    match event.r#type() {
-        EventType::Put => match Endpoint::from_json(&kv.value) {
+    match event.kind() {
+        EventKind::Put => match Endpoint::from_json(&kv.value) {
             Ok(endpoint) => Some(Update {
                 op: Operation::Add,
                 key,
@@ -105,11 +103,15 @@ pub(crate) fn update_of(event: &Event) -> Option<Update> {
                 None
             }
         },
-        EventType::Delete => Some(Update {
+        EventKind::Delete => Some(Update {
             op: Operation::Delete,
             key,
             endpoint: Endpoint::new(""),
         }),
+        EventKind::Unknown(number) => {
+            tracing::warn!(key, number, "a watch event of an unknown type; skipped");
+            None
+        }
     }
 }
 
