@@ -59,7 +59,7 @@ const RESERVED: &[&str] = &[
 ///
 /// Most calls carry none, so an empty one is a null pointer: every
 /// request pays 8 bytes for it, not a `HeaderMap`.
-#[derive(Clone, Default, PartialEq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Metadata {
     headers: Option<Box<HeaderMap>>,
 }

@@ -2,7 +2,8 @@
 //!
 //! Logging in is not here: give credentials to the builder
 //! ([`ClientBuilder::user`](crate::ClientBuilder::user)) and the auth layer
-//! keeps a token on every call.
+//! keeps a token on every call; [`Client::update_user`] changes them on a
+//! live client.
 //!
 //! ```no_run
 //! # #[tokio::main(flavor = "current_thread")]
@@ -24,6 +25,8 @@
 use bytes::Bytes;
 use etcd_tower_core::proto::authpb;
 use etcd_tower_core::proto::etcdserverpb as pb;
+#[cfg(feature = "auth")]
+use etcd_tower_core::ErrorKind;
 use etcd_tower_core::EtcdError;
 
 pub use etcd_tower_core::proto::authpb::permission::Type as PermissionType;
@@ -122,6 +125,57 @@ impl From<authpb::Permission> for Permission {
             key: p.key,
             range_end: p.range_end,
         }
+    }
+}
+
+/// # Logging in as another user
+#[cfg(feature = "auth")]
+impl Client {
+    /// Logs in as `user` with `password` from now on, on this client and
+    /// every clone of it (etcd-client's `update_user`); the client must have
+    /// been built with [`ClientBuilder::user`](crate::ClientBuilder::user),
+    /// or this fails with [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest)
+    /// and changes nothing.
+    ///
+    /// It waits for a login under way, so every call made after it returns
+    /// logs in as `user`; calls already sent finish with the token they
+    /// carry. Watches are kept: before the next watch is created on a
+    /// stream opened with the old token, the watch engine re-opens that
+    /// stream with the new one and resumes its watchers from their next
+    /// revision, losing nothing. A wrong password surfaces on the next call
+    /// as [`ErrorKind::AuthFailed`](crate::ErrorKind::AuthFailed); see
+    /// [`CredentialsHandle`](crate::layers::auth::CredentialsHandle).
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), etcd_tower::EtcdError> {
+    /// use etcd_tower::Client;
+    ///
+    /// let client = Client::builder(["127.0.0.1:2379"]).user("alice", "a-pw").connect().await?;
+    /// client.update_user("bob", "b-pw").await?;
+    /// client.put("owned-by-bob", "1").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn update_user(
+        &self,
+        user: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Result<(), EtcdError> {
+        let credentials = self.credentials_handle().ok_or_else(|| {
+            EtcdError::client(
+                ErrorKind::InvalidRequest,
+                "the client has no credentials to change: it was not built with ClientBuilder::user",
+            )
+        })?;
+        credentials.update(user, password).await;
+        Ok(())
+    }
+
+    /// The user this client logs in as, if it was built with one.
+    pub fn user(&self) -> Option<String> {
+        self.credentials_handle()
+            .map(|credentials| credentials.user())
     }
 }
 

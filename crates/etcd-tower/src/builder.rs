@@ -7,7 +7,7 @@ use bytes::Bytes;
 #[cfg(feature = "auth")]
 use etcd_tower_auth::AuthLayer;
 use etcd_tower_core::proto::etcdserverpb as pb;
-use etcd_tower_core::{EtcdError, EtcdRequest, TlsOptions, TransportBuilder};
+use etcd_tower_core::{EtcdError, EtcdRequest, Metadata, TlsOptions, TransportBuilder};
 #[cfg(feature = "metrics")]
 use etcd_tower_metrics::MetricsLayer;
 #[cfg(feature = "namespace")]
@@ -15,9 +15,13 @@ use etcd_tower_namespace::NamespaceLayer;
 use etcd_tower_ordering::{OnViolation, OrderingLayer};
 use etcd_tower_retry::RetryLayer;
 use etcd_tower_timeout::TimeoutLayer;
-#[cfg(not(all(feature = "auth", feature = "namespace", feature = "metrics")))]
+#[cfg(not(all(feature = "namespace", feature = "metrics")))]
 use tower::layer::util::Identity;
+#[cfg(feature = "auth")]
+use tower::util::Either;
 use tower::util::MapRequestLayer;
+#[cfg(feature = "auth")]
+use tower::Layer;
 use tower::ServiceBuilder;
 
 #[cfg(feature = "namespace")]
@@ -32,7 +36,7 @@ use crate::watch::WatchConfig;
 ///
 /// | layer | crate | set with |
 /// |---|---|---|
-/// | require-leader metadata | (this crate) | [`require_leader`](Self::require_leader) |
+/// | require-leader, metadata | (this crate) | [`require_leader`](Self::require_leader), [`metadata`](Self::metadata) |
 /// | `NamespaceLayer` | `etcd-tower-namespace` (feature `namespace`) | [`namespace`](Self::namespace) |
 /// | `MetricsLayer` | `etcd-tower-metrics` (feature `metrics`) | [`metrics`](Self::metrics) |
 /// | `TimeoutLayer` | `etcd-tower-timeout` | [`timeout`](Self::timeout) |
@@ -107,6 +111,7 @@ pub struct ClientBuilder {
     #[cfg(feature = "metrics")]
     metrics: bool,
     require_leader: bool,
+    metadata: Metadata,
     auto_sync: Option<Duration>,
     retry: Option<RetryLayer>,
     ordering: Option<OrderingLayer>,
@@ -130,6 +135,7 @@ impl ClientBuilder {
             #[cfg(feature = "metrics")]
             metrics: false,
             require_leader: false,
+            metadata: Metadata::new(),
             auto_sync: None,
             retry: Some(RetryLayer::new()),
             ordering: None,
@@ -234,6 +240,29 @@ impl ClientBuilder {
         self
     }
 
+    /// Extra gRPC headers on every call and watch stream of the client (a
+    /// tenant for a proxy in front of etcd, say), after those a request or
+    /// a handle's [`CallOptions::metadata`](crate::CallOptions::metadata)
+    /// carries. Names and values are checked when `metadata` is built; see
+    /// [`Metadata`].
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), etcd_tower::EtcdError> {
+    /// use etcd_tower::{Client, Metadata};
+    ///
+    /// let mut metadata = Metadata::new();
+    /// metadata.insert("x-tenant", "blue")?;
+    /// let client = Client::builder(["127.0.0.1:2379"]).metadata(metadata).connect().await?;
+    /// # drop(client);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
     /// The largest request the client sends (default 2 MiB).
     pub fn max_send_size(mut self, bytes: usize) -> Self {
         self.transport = self.transport.max_send_size(bytes);
@@ -322,16 +351,26 @@ impl ClientBuilder {
     pub fn build(self) -> Result<Client, EtcdError> {
         let transport = self.transport.build()?;
         let transport_handle = transport.clone();
-        let require_leader =
-            self.require_leader
-                .then_some(MapRequestLayer::new(|mut request: EtcdRequest| {
-                    request.meta.require_leader = true;
-                    request
-                }));
+        let require_leader = self.require_leader;
+        let metadata = self.metadata;
+        let defaults = (require_leader || !metadata.is_empty()).then_some(MapRequestLayer::new(
+            move |mut request: EtcdRequest| {
+                request.meta.require_leader |= require_leader;
+                request.meta.metadata.extend(&metadata);
+                request
+            },
+        ));
+        // The auth service is made here rather than by `option_layer`, so
+        // that the client can hand out its credentials handle.
         #[cfg(feature = "auth")]
-        let auth = self.auth;
-        #[cfg(not(feature = "auth"))]
-        let auth = None::<Identity>;
+        let (transport, credentials) = match self.auth {
+            Some(layer) => {
+                let auth = layer.layer(transport);
+                let credentials = auth.credentials();
+                (Either::Left(auth), Some(credentials))
+            }
+            None => (Either::Right(transport), None),
+        };
         #[cfg(feature = "namespace")]
         let namespace = self.namespace.map(NamespaceLayer::new);
         #[cfg(not(feature = "namespace"))]
@@ -341,7 +380,7 @@ impl ClientBuilder {
         #[cfg(not(feature = "metrics"))]
         let metrics = None::<Identity>;
         let stack = ServiceBuilder::new()
-            .option_layer(require_leader)
+            .option_layer(defaults)
             .option_layer(namespace)
             .option_layer(metrics)
             .option_layer(self.timeout.map(TimeoutLayer::new))
@@ -351,10 +390,12 @@ impl ClientBuilder {
                 self.attempt_timeout
                     .map(|t| TimeoutLayer::new(t).per_attempt()),
             )
-            .option_layer(auth)
             .service(transport);
-        Ok(Client::from_service_with_watch_config(stack, self.watch)
-            .with_transport(transport_handle, self.auto_sync))
+        let client = Client::from_service_with_watch_config(stack, self.watch)
+            .with_transport(transport_handle, self.auto_sync);
+        #[cfg(feature = "auth")]
+        let client = client.with_credentials(credentials);
+        Ok(client)
     }
 
     /// Builds the client and checks that the cluster answers: one

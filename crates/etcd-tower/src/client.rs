@@ -62,6 +62,9 @@ pub struct Client {
     transport: Option<Transport>,
     /// The background endpoint sync, stopped with the last clone.
     auto_sync: Option<Arc<AutoSync>>,
+    /// The builder's auth layer's credentials, to change them at run time.
+    #[cfg(feature = "auth")]
+    credentials: Option<etcd_tower_auth::CredentialsHandle>,
 }
 
 impl Client {
@@ -145,6 +148,8 @@ impl Client {
             options: CallOptions::default(),
             transport: None,
             auto_sync: None,
+            #[cfg(feature = "auth")]
+            credentials: None,
         }
     }
 
@@ -159,6 +164,22 @@ impl Client {
             .map(|interval| AutoSync::start(self.service.clone(), transport.clone(), interval));
         self.transport = Some(transport);
         self
+    }
+
+    /// The client with the builder's credentials handle.
+    #[cfg(feature = "auth")]
+    pub(crate) fn with_credentials(
+        mut self,
+        credentials: Option<etcd_tower_auth::CredentialsHandle>,
+    ) -> Client {
+        self.credentials = credentials;
+        self
+    }
+
+    /// The builder's credentials handle, if it was given a user.
+    #[cfg(feature = "auth")]
+    pub(crate) fn credentials_handle(&self) -> Option<&etcd_tower_auth::CredentialsHandle> {
+        self.credentials.as_ref()
     }
 
     /// The transport the builder made, if any.

@@ -228,8 +228,8 @@ pub use txn::{Compare, CompareOp, Txn, TxnOp, TxnOpResponse, TxnResponse};
 
 pub use etcd_tower_core::{
     metric_names, proto, rpc, signal, stream, AuthToken, Code, ErrorKind, EtcdError, EtcdRequest,
-    EtcdResponse, RequestBody, RequestMeta, RequestStream, ResponseBody, ResponseStream, Rpc, Sent,
-    TargetEndpoint, TlsOptions, Transport, TransportBuilder, TriedEndpoints,
+    EtcdResponse, Metadata, RequestBody, RequestMeta, RequestStream, ResponseBody, ResponseStream,
+    Rpc, Sent, TargetEndpoint, TlsOptions, Transport, TransportBuilder, TriedEndpoints,
 };
 
 /// The tower this crate is built on, for `ServiceBuilder`, `ServiceExt`

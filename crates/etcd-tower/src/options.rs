@@ -3,17 +3,17 @@
 
 use std::time::Duration;
 
-use etcd_tower_core::{EtcdRequest, TargetEndpoint};
+use etcd_tower_core::{EtcdRequest, Metadata, TargetEndpoint};
 use etcd_tower_timeout::{AttemptTimeout, CallTimeout};
 
-/// Per-call settings: deadlines, require-leader, one endpoint.
+/// Per-call settings: deadlines, require-leader, one endpoint, metadata.
 ///
 /// The builder sets deadlines for every call; a runbook step or a single
 /// slow request needs its own, and per-member maintenance needs to say
 /// which member. Options travel in the request's metadata, so every layer
 /// of the stack reads them: the whole-call `TimeoutLayer` a [`CallTimeout`],
-/// the per-attempt one an [`AttemptTimeout`], the transport the endpoint and
-/// the require-leader flag. A value a request already carries wins over the
+/// the per-attempt one an [`AttemptTimeout`], the transport the endpoint,
+/// the require-leader flag and the extra headers. A value a request already carries wins over the
 /// handle's options.
 ///
 /// ```no_run
@@ -49,6 +49,7 @@ pub struct CallOptions {
     attempt_timeout: Option<AttemptTimeout>,
     require_leader: bool,
     endpoint: Option<TargetEndpoint>,
+    metadata: Metadata,
 }
 
 impl CallOptions {
@@ -96,6 +97,15 @@ impl CallOptions {
         self
     }
 
+    /// Extra gRPC headers for the calls (checked when `metadata` was
+    /// built, see [`Metadata`]), sent after those the request carries and
+    /// before the builder's [`metadata`](crate::ClientBuilder::metadata):
+    /// a trace context for one handle, say.
+    pub fn metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
     /// The endpoint the calls go to, if one was set.
     pub fn target(&self) -> Option<&TargetEndpoint> {
         self.endpoint.as_ref()
@@ -118,6 +128,7 @@ impl CallOptions {
         if meta.endpoint.is_none() {
             meta.endpoint.clone_from(&self.endpoint);
         }
+        meta.metadata.extend(&self.metadata);
     }
 
     /// As [`apply`](Self::apply), for a call that waits by design (a lock,

@@ -4,7 +4,10 @@
 
 mod support;
 
-use etcd_tower::{Client, Code, ErrorKind, Permission, PermissionType};
+use std::time::Duration;
+
+use etcd_tower::watch::WatchOptions;
+use etcd_tower::{Client, Code, ErrorKind, Permission, PermissionType, StreamExt};
 use support::{each_version, is_34, single};
 
 #[tokio::test]
@@ -122,6 +125,97 @@ async fn users_roles_permissions_and_login() {
         }
         root.auth_disable().await.unwrap();
         admin.get("other").await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn update_user_switches_identity_and_keeps_watches() {
+    each_version(60, |bin| async move {
+        let (cluster, admin) = single(&bin).await;
+        for (role, own) in [("a-role", "a/"), ("b-role", "b/")] {
+            admin.role_add(role).await.unwrap();
+            admin
+                .role_grant_permission(role, Permission::read_write(own).with_prefix())
+                .await
+                .unwrap();
+            admin
+                .role_grant_permission(role, Permission::read("shared/").with_prefix())
+                .await
+                .unwrap();
+        }
+        for (user, role) in [("alice", "a-role"), ("bob", "b-role"), ("root", "root")] {
+            admin.user_add(user, &format!("{user}-pw")).await.unwrap();
+            admin.user_grant_role(user, role).await.unwrap();
+        }
+        admin.auth_enable().await.unwrap();
+        let root = Client::builder(cluster.endpoints())
+            .user("root", "root-pw")
+            .connect()
+            .await
+            .unwrap();
+
+        let client = Client::builder(cluster.endpoints())
+            .user("alice", "alice-pw")
+            .connect()
+            .await
+            .unwrap();
+        let clone = client.clone();
+        assert_eq!(client.user().as_deref(), Some("alice"));
+        client.put("a/1", "x").await.unwrap();
+        let e = client.put("b/1", "x").await.unwrap_err();
+        assert_eq!(e.kind(), &ErrorKind::PermissionDenied, "{e}");
+        let mut watcher = client
+            .watch("shared/", WatchOptions::new().prefix())
+            .await
+            .unwrap();
+        root.put("shared/1", "before").await.unwrap();
+
+        client.update_user("bob", "bob-pw").await.unwrap();
+        assert_eq!(clone.user().as_deref(), Some("bob"), "clones share it");
+        clone.put("b/1", "x").await.unwrap();
+        let e = client.put("a/2", "x").await.unwrap_err();
+        assert_eq!(e.kind(), &ErrorKind::PermissionDenied, "{e}");
+        // A new watch makes the engine re-open the stream with bob's token.
+        let mut bobs = client
+            .watch("b/", WatchOptions::new().prefix())
+            .await
+            .unwrap();
+        root.put("shared/2", "after").await.unwrap();
+        root.put("b/2", "y").await.unwrap();
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            let batch = tokio::time::timeout(Duration::from_secs(10), watcher.next())
+                .await
+                .expect("alice's watch goes on")
+                .unwrap()
+                .unwrap();
+            seen.extend(
+                batch
+                    .events()
+                    .iter()
+                    .map(|e| e.value_str().unwrap().to_owned()),
+            );
+        }
+        assert_eq!(seen, ["before", "after"], "every event once, in order");
+        let batch = tokio::time::timeout(Duration::from_secs(10), bobs.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(batch.events()[0].key(), b"b/2");
+
+        client.update_user("bob", "wrong").await.unwrap();
+        let e = client.get("b/1").await.unwrap_err();
+        assert_eq!(e.kind(), &ErrorKind::AuthFailed, "{e}");
+        client.update_user("bob", "bob-pw").await.unwrap();
+        client.get("b/1").await.unwrap();
+
+        let plain = Client::builder(cluster.endpoints()).build().unwrap();
+        let e = plain.update_user("bob", "bob-pw").await.unwrap_err();
+        assert_eq!(e.kind(), &ErrorKind::InvalidRequest, "{e}");
+        assert_eq!(e.sent(), etcd_tower::Sent::NotSent);
+        assert_eq!(plain.user(), None);
     })
     .await;
 }
