@@ -59,5 +59,6 @@ pub use response::EtcdResponse;
 pub use rpc::{Repeatable, RequestBody, ResponseBody, Rpc, RpcService, RpcShape};
 pub use stream::{RequestStream, ResponseStream};
 pub use transport::{
-    Endpoint, TargetEndpoint, TlsOptions, Transport, TransportBuilder, TriedEndpoints,
+    Endpoint, LeastLoaded, PickFirst, RoundRobin, SelectionPolicy, TargetEndpoint, TlsOptions,
+    Transport, TransportBuilder, TriedEndpoints,
 };

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::connection::Keepalive;
 use super::endpoint::EndpointSet;
 use super::reconfigure::Current;
+use super::selection::{self, SelectionPolicy};
 use super::settings::ConnectionSettings;
 use super::tls::TlsOptions;
 use super::{Limits, Shared, Transport};
@@ -34,6 +35,7 @@ pub const DEFAULT_MAX_SEND_SIZE: usize = 2 * 1024 * 1024;
 /// ```
 #[derive(Clone, Debug)]
 pub struct TransportBuilder {
+    selection: Arc<dyn SelectionPolicy>,
     endpoints: Vec<String>,
     connect_timeout: Duration,
     keepalive_interval: Option<Duration>,
@@ -53,6 +55,7 @@ impl TransportBuilder {
         S: AsRef<str>,
     {
         TransportBuilder {
+            selection: selection::default_policy(),
             endpoints: endpoints
                 .into_iter()
                 .map(|e| e.as_ref().to_owned())
@@ -150,6 +153,15 @@ impl TransportBuilder {
         self
     }
 
+    /// How each call's endpoint is chosen: [`RoundRobin`](super::RoundRobin)
+    /// by default, [`PickFirst`](super::PickFirst),
+    /// [`LeastLoaded`](super::LeastLoaded), or a policy of your own; see
+    /// [`selection`](super::selection).
+    pub fn selection(mut self, policy: impl SelectionPolicy) -> Self {
+        self.selection = Arc::new(policy);
+        self
+    }
+
     /// Builds the transport. Connections are made lazily, on first use;
     /// this only checks the configuration. Must run inside a Tokio runtime.
     pub fn build(self) -> Result<Transport, EtcdError> {
@@ -175,7 +187,7 @@ impl TransportBuilder {
             max_txn_ops: self.max_txn_ops,
         };
         let shared = Arc::new(Shared {
-            endpoints: EndpointSet::new(connections, self.failed_endpoint_backoff),
+            endpoints: EndpointSet::new(connections, self.failed_endpoint_backoff, self.selection),
             limits,
         });
         Ok(Transport::from_current(Arc::new(Current::new(

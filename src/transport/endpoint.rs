@@ -20,10 +20,11 @@
 //! that name as their `:authority` (`localhost` when the file name is not
 //! a valid one); etcd does not check it.
 //!
-//! Calls are spread round-robin over the endpoints (as etcd's Go client
-//! does). An endpoint whose connection could not be made, or broke, is
-//! skipped for a back-off period, so that after a member dies only the
-//! calls already on it notice; the next ones go elsewhere at once.
+//! Calls are spread over the endpoints by the transport's
+//! [selection policy](super::selection), round-robin by default (as etcd's
+//! Go client does). An endpoint whose connection could not be made, or
+//! broke, is skipped for a back-off period, so that after a member dies
+//! only the calls already on it notice; the next ones go elsewhere at once.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ use http::uri::{Authority, Scheme};
 use http::Uri;
 
 use super::connection::Connection;
+use super::selection::{Candidates, SelectionPolicy};
 use crate::error::{ErrorKind, EtcdError};
 
 /// One endpoint, parsed: a TCP address or a Unix socket, with or without
@@ -259,15 +261,20 @@ pub(crate) struct Slot {
     /// Milliseconds since [`EndpointSet::epoch`] until which the endpoint
     /// is avoided; 0 when healthy.
     down_until_ms: AtomicU64,
+    /// Calls in flight, counted for a policy that reads them.
+    pub(crate) in_flight: AtomicUsize,
 }
 
-/// The endpoints, with round-robin choice and failure back-off.
+/// The endpoints, with the selection policy and failure back-off.
 #[derive(Debug)]
 pub(crate) struct EndpointSet {
     /// Shared with the sets that replace this one, for the endpoints they
     /// keep: a kept endpoint keeps its connection and its back-off.
     slots: Box<[Arc<Slot>]>,
-    next: AtomicUsize,
+    /// Shared with the sets that replace this one.
+    policy: Arc<dyn SelectionPolicy>,
+    /// The policy's `counts_in_flight`, asked once.
+    counts_in_flight: bool,
     epoch: Instant,
     backoff: Duration,
 }
@@ -277,6 +284,7 @@ impl Slot {
         Arc::new(Slot {
             connection,
             down_until_ms: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
         })
     }
 
@@ -286,23 +294,39 @@ impl Slot {
 }
 
 impl EndpointSet {
-    pub(crate) fn new(endpoints: Vec<Connection>, backoff: Duration) -> Self {
+    pub(crate) fn new(
+        endpoints: Vec<Connection>,
+        backoff: Duration,
+        policy: Arc<dyn SelectionPolicy>,
+    ) -> Self {
         EndpointSet::with_epoch(
             endpoints.into_iter().map(Slot::new).collect(),
             backoff,
             Instant::now(),
+            policy,
         )
     }
 
     /// A set of these slots; `epoch` is that of the set they come from, so
     /// that their back-off deadlines keep their meaning.
-    pub(crate) fn with_epoch(slots: Vec<Arc<Slot>>, backoff: Duration, epoch: Instant) -> Self {
+    pub(crate) fn with_epoch(
+        slots: Vec<Arc<Slot>>,
+        backoff: Duration,
+        epoch: Instant,
+        policy: Arc<dyn SelectionPolicy>,
+    ) -> Self {
         EndpointSet {
             slots: slots.into_boxed_slice(),
-            next: AtomicUsize::new(0),
+            counts_in_flight: policy.counts_in_flight(),
+            policy,
             epoch,
             backoff,
         }
+    }
+
+    /// The selection policy, for a set that replaces this one.
+    pub(crate) fn policy(&self) -> &Arc<dyn SelectionPolicy> {
+        &self.policy
     }
 
     /// The slots, for a set that replaces this one.
@@ -332,23 +356,24 @@ impl EndpointSet {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn is_up(&self, index: usize, now: u64) -> bool {
-        self.slots[index].down_until_ms.load(Ordering::Relaxed) <= now
+    pub(crate) fn is_up(&self, index: usize, now: u64) -> bool {
+        self.slot(index).down_until_ms.load(Ordering::Relaxed) <= now
     }
 
-    /// The next endpoint in round-robin order that is not backing off; if
-    /// every endpoint is backing off, the one whose back-off ends first.
+    /// The endpoint the policy picks for the next call.
     pub(crate) fn pick(&self) -> usize {
-        let n = self.slots.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        if n == 1 {
-            return 0;
-        }
-        let now = self.now_ms();
-        (0..n)
-            .map(|offset| (start + offset) % n)
-            .find(|&i| self.is_up(i, now))
-            .unwrap_or_else(|| self.soonest_up())
+        let candidates = Candidates::new(self, self.now_ms());
+        self.policy.pick(&candidates) % self.slots.len()
+    }
+
+    /// Whether calls are counted in flight (the policy reads them).
+    pub(crate) fn counts_in_flight(&self) -> bool {
+        self.counts_in_flight
+    }
+
+    /// The shared slot of endpoint `index`.
+    pub(crate) fn slot_arc(&self, index: usize) -> &Arc<Slot> {
+        &self.slots[index % self.slots.len()]
     }
 
     /// An endpoint not in `tried` (a bit set of indexes), healthy ones
@@ -367,10 +392,16 @@ impl EndpointSet {
         fallback
     }
 
-    fn soonest_up(&self) -> usize {
+    pub(crate) fn soonest_up(&self) -> usize {
         (0..self.slots.len())
             .min_by_key(|&i| self.slots[i].down_until_ms.load(Ordering::Relaxed))
             .unwrap_or(0)
+    }
+
+    /// Ends the endpoint's back-off.
+    #[cfg(test)]
+    pub(crate) fn mark_up(&self, index: usize) {
+        self.slot(index).down_until_ms.store(0, Ordering::Relaxed);
     }
 
     /// Avoids the endpoint for the back-off period.
@@ -494,6 +525,7 @@ mod tests {
                 })
                 .collect(),
             Duration::from_secs(60),
+            crate::transport::selection::default_policy(),
         );
         set.mark_down(1);
         let picks: Vec<usize> = (0..6).map(|_| set.pick()).collect();

@@ -6,8 +6,9 @@
 //! the caller's task, with no worker task or channel in between (see
 //! `connection.rs` for why).
 //!
-//! * **Choosing an endpoint.** `poll_ready` picks the next healthy endpoint
-//!   (round-robin). When its connection is up, `poll_ready` waits until h2
+//! * **Choosing an endpoint.** `poll_ready` asks the
+//!   [selection policy](selection) for a healthy endpoint (round-robin by
+//!   default; pick-first, least-loaded or your own). When its connection is up, `poll_ready` waits until h2
 //!   takes one more stream on it: that is the transport's backpressure
 //!   (streams beyond the server's `SETTINGS_MAX_CONCURRENT_STREAMS` wait).
 //!   When it has no connection, the call makes one (or waits for the one
@@ -71,6 +72,7 @@ mod endpoint;
 mod fuzz_tests;
 pub mod reconfigure;
 pub mod route;
+pub mod selection;
 mod settings;
 mod tls;
 
@@ -87,6 +89,7 @@ pub use builder::{TransportBuilder, DEFAULT_MAX_SEND_SIZE};
 pub use discovery::{discover_srv, DiscoveryOptions};
 pub use endpoint::Endpoint;
 pub use route::{TargetEndpoint, TriedEndpoints};
+pub use selection::{LeastLoaded, PickFirst, RoundRobin, SelectionPolicy};
 pub use tls::TlsOptions;
 
 /// The rustls this crate builds its TLS on, for
@@ -301,8 +304,11 @@ impl Service<EtcdRequest> for Transport {
             live,
             meta: request.meta,
         };
+        let in_flight = self.shared.endpoints.counts_in_flight().then(|| {
+            selection::InFlight::start(Arc::clone(self.shared.endpoints.slot_arc(choice.index)))
+        });
         match span.in_scope(|| request.body.dispatch(carrier)) {
-            Ok(future) => ResponseFuture::call(future.instrument(span)),
+            Ok(future) => ResponseFuture::call(future.instrument(span), in_flight),
             Err(error) => ResponseFuture::failed(error),
         }
     }
@@ -317,6 +323,9 @@ type BoxCall = Pin<Box<dyn Future<Output = Result<EtcdResponse, EtcdError>> + Se
 pub struct ResponseFuture {
     #[pin]
     state: State,
+    /// Counts the call on its endpoint while it lives, for a selection
+    /// policy that reads the load.
+    in_flight: Option<selection::InFlight>,
 }
 
 #[pin_project::pin_project(project = StateProj)]
@@ -326,15 +335,20 @@ enum State {
 }
 
 impl ResponseFuture {
-    fn call(future: tracing::instrument::Instrumented<BoxCall>) -> Self {
+    fn call(
+        future: tracing::instrument::Instrumented<BoxCall>,
+        in_flight: Option<selection::InFlight>,
+    ) -> Self {
         ResponseFuture {
             state: State::Call(future),
+            in_flight,
         }
     }
 
     fn failed(error: EtcdError) -> Self {
         ResponseFuture {
             state: State::Failed(Some(error)),
+            in_flight: None,
         }
     }
 }
@@ -343,8 +357,14 @@ impl Future for ResponseFuture {
     type Output = Result<EtcdResponse, EtcdError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Call(future) => future.poll(cx),
+        let this = self.project();
+        match this.state.project() {
+            StateProj::Call(future) => {
+                let output = std::task::ready!(future.poll(cx));
+                // Answered: the call no longer loads its endpoint.
+                this.in_flight.take();
+                Poll::Ready(output)
+            }
             StateProj::Failed(error) => Poll::Ready(Err(error.take().unwrap_or_else(|| {
                 EtcdError::client(
                     ErrorKind::InvalidRequest,

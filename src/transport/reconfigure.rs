@@ -114,6 +114,7 @@ impl Current {
             slots,
             current.endpoints.backoff(),
             current.endpoints.epoch(),
+            Arc::clone(current.endpoints.policy()),
         );
         *current = Arc::new(Shared {
             endpoints,

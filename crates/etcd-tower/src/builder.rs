@@ -304,6 +304,29 @@ impl ClientBuilder {
         self
     }
 
+    /// How each call's endpoint is chosen: round-robin by default,
+    /// [`PickFirst`](crate::PickFirst), [`LeastLoaded`](crate::LeastLoaded)
+    /// or a [`SelectionPolicy`](crate::SelectionPolicy) of your own; see
+    /// [`TransportBuilder::selection`](crate::TransportBuilder::selection).
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), etcd_tower::EtcdError> {
+    /// use etcd_tower::{Client, LeastLoaded};
+    ///
+    /// let client = Client::builder(["127.0.0.1:2379", "127.0.0.1:22379"])
+    ///     .selection(LeastLoaded::new())
+    ///     .connect()
+    ///     .await?;
+    /// # drop(client);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn selection(mut self, policy: impl etcd_tower_core::SelectionPolicy) -> Self {
+        self.transport = self.transport.selection(policy);
+        self
+    }
+
     /// Any other transport setting.
     pub fn transport(
         mut self,

@@ -228,8 +228,9 @@ pub use txn::{Compare, CompareOp, Txn, TxnOp, TxnOpResponse, TxnResponse};
 
 pub use etcd_tower_core::{
     metric_names, proto, rpc, signal, stream, AuthToken, Code, ErrorKind, EtcdError, EtcdRequest,
-    EtcdResponse, Metadata, RequestBody, RequestMeta, RequestStream, ResponseBody, ResponseStream,
-    Rpc, Sent, TargetEndpoint, TlsOptions, Transport, TransportBuilder, TriedEndpoints,
+    EtcdResponse, LeastLoaded, Metadata, PickFirst, RequestBody, RequestMeta, RequestStream,
+    ResponseBody, ResponseStream, RoundRobin, Rpc, SelectionPolicy, Sent, TargetEndpoint,
+    TlsOptions, Transport, TransportBuilder, TriedEndpoints,
 };
 
 /// The tower this crate is built on, for `ServiceBuilder`, `ServiceExt`
