@@ -37,6 +37,7 @@
 
 mod alloc;
 mod args;
+mod cpu;
 mod stack;
 mod workload;
 
@@ -52,6 +53,7 @@ use etcd_tower_watch::{prefix_end, WatchEngine, WatchOptions};
 use tower::ServiceExt;
 
 use args::{Args, Layers, Op, StackKind};
+use cpu::cpu_us;
 use stack::EtcdService;
 use workload::Plan;
 
@@ -63,18 +65,6 @@ static GLOBAL: alloc::Counting = alloc::Counting;
 fn make_key(prefix: &str, i: usize, key_size: usize) -> Vec<u8> {
     let digits = key_size.saturating_sub(prefix.len()).max(1);
     format!("{prefix}{i:0digits$}").into_bytes()
-}
-
-#[allow(unsafe_code)]
-fn cpu_us() -> f64 {
-    // SAFETY: getrusage only writes into the zeroed struct it is given.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
-        ru
-    };
-    let tv = |t: libc::timeval| t.tv_sec as f64 * 1e6 + t.tv_usec as f64;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 fn percentile_us(sorted_ns: &[u64], p: f64) -> f64 {

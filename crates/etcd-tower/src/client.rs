@@ -14,6 +14,7 @@ use tower::{Service, ServiceExt};
 
 use crate::builder::ClientBuilder;
 use crate::endpoints::AutoSync;
+use crate::keeper::HubSlot;
 use crate::options::CallOptions;
 
 /// The stack behind a [`Client`], boxed once at the boundary.
@@ -65,6 +66,8 @@ pub struct Client {
     /// The builder's auth layer's credentials, to change them at run time.
     #[cfg(feature = "auth")]
     credentials: Option<etcd_tower_auth::CredentialsHandle>,
+    /// The keep-alive hub of this handle's lease keepers, shared by clones.
+    leases: Arc<HubSlot>,
 }
 
 impl Client {
@@ -150,6 +153,7 @@ impl Client {
             auto_sync: None,
             #[cfg(feature = "auth")]
             credentials: None,
+            leases: Arc::default(),
         }
     }
 
@@ -182,6 +186,11 @@ impl Client {
         self.credentials.as_ref()
     }
 
+    /// Where this handle's lease keepers find their keep-alive hub.
+    pub(crate) fn lease_hub(&self) -> &HubSlot {
+        &self.leases
+    }
+
     /// The transport the builder made, if any.
     pub(crate) fn transport_handle(&self) -> Option<&Transport> {
         self.transport.as_ref()
@@ -193,6 +202,8 @@ impl Client {
     pub fn with_options(&self, options: CallOptions) -> Client {
         Client {
             options,
+            // Its keepers renew with these options, on their own stream.
+            leases: Arc::default(),
             ..self.clone()
         }
     }

@@ -1,11 +1,14 @@
 //! [`LeaseKeeper`]: keeps a lease alive and says when it is lost.
 //!
 //! A lease is only as good as its renewals. The keeper renews every TTL/3
-//! over a keep-alive stream; when the stream breaks (a member restarts, the
-//! connection drops, the auth token behind the stream expires) it opens a
-//! new one through the client's stack, which picks another endpoint and a
-//! fresh token, for as long as the lease can still be alive. It gives up,
-//! and says so, when:
+//! over the client's keep-alive stream, which every keeper of the client
+//! (and of its clones) shares, driven by one task and one timer as Go's
+//! lessor is (so ten thousand leases cost one HTTP/2 stream); when the
+//! stream breaks (a member restarts, the connection drops, the auth token
+//! behind the stream expires) a new one is opened through the client's
+//! stack, which picks another endpoint and a fresh token, and every lease
+//! is renewed on it at once, for as long as it can still be alive. A keeper
+//! gives up, and says so, when:
 //!
 //! * the server answers a renewal with TTL ≤ 0: the lease is gone
 //!   ([`LeaseLost::Expired`]);
@@ -40,17 +43,22 @@
 //! # }
 //! ```
 
+mod hub;
+
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_tower_core::validate::validate_ttl;
 use etcd_tower_core::{ErrorKind, EtcdError};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
-use tokio::time::{sleep_until, Instant};
+use tokio::time::Instant;
 
 use crate::client::Client;
 use crate::detached::detached;
+
+pub(crate) use hub::HubSlot;
+use hub::{HubHandle, Kept};
 
 /// What a [`LeaseKeeper`] knows about its lease.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,17 +103,24 @@ pub enum LeaseLost {
     Stopped,
 }
 
-/// Keeps one lease alive in a background task; see the
-/// [module docs](self). Dropping the keeper stops the renewals (the lease
-/// then expires after its TTL); [`revoke`](Self::revoke) ends it at once.
+/// Keeps one lease alive; see the [module docs](self). Every keeper of a
+/// client (and of its clones) renews over the client's one keep-alive
+/// stream, driven by one background task and one timer, as Go's lessor
+/// does: ten thousand keepers cost one HTTP/2 stream, not ten thousand.
+/// Dropping the keeper stops the renewals (the lease then expires after
+/// its TTL); [`revoke`](Self::revoke) ends it at once.
 #[derive(Debug)]
 pub struct LeaseKeeper {
     id: i64,
     ttl: i64,
+    serial: u64,
     client: Client,
     state: Arc<watch::Sender<LeaseState>>,
-    task: JoinHandle<()>,
+    hub: Arc<HubHandle>,
 }
+
+/// Tells one keeper of a lease from a later one of the same lease.
+static SERIAL: AtomicU64 = AtomicU64::new(0);
 
 impl LeaseKeeper {
     /// Grants a lease of `ttl` seconds and keeps it alive.
@@ -154,13 +169,24 @@ impl LeaseKeeper {
         validate_ttl(ttl)?;
         let expires_at = Instant::now() + secs(remaining.max(1));
         let state = Arc::new(watch::Sender::new(LeaseState::Alive { ttl, expires_at }));
-        let task = tokio::spawn(run(client.clone(), id, ttl, expires_at, Arc::clone(&state)));
+        let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
+        let hub = client.lease_hub().keep(
+            client,
+            Kept {
+                id,
+                serial,
+                ttl,
+                expires_at,
+                state: Arc::clone(&state),
+            },
+        );
         Ok(LeaseKeeper {
             id,
             ttl,
+            serial,
             client: client.clone(),
             state,
-            task,
+            hub,
         })
     }
 
@@ -196,7 +222,7 @@ impl LeaseKeeper {
 
     /// Stops renewing and revokes the lease, deleting its keys.
     pub async fn revoke(self) -> Result<(), EtcdError> {
-        self.task.abort();
+        self.hub.stop(self.id, self.serial);
         let result = self.client.lease_revoke(self.id).await;
         match &result {
             Ok(_) => self
@@ -215,7 +241,7 @@ impl LeaseKeeper {
 
 impl Drop for LeaseKeeper {
     fn drop(&mut self) {
-        self.task.abort();
+        self.hub.stop(self.id, self.serial);
         self.state.send_if_modified(|state| {
             if state.is_alive() {
                 *state = LeaseState::Lost(LeaseLost::Stopped);
@@ -244,211 +270,4 @@ pub(crate) async fn wait_lost(mut state: watch::Receiver<LeaseState>) -> LeaseLo
 
 fn secs(s: i64) -> Duration {
     Duration::from_secs(u64::try_from(s).unwrap_or(0))
-}
-
-/// How one keep-alive stream ended.
-enum Ended {
-    /// The lease is lost; the state says why.
-    Lost,
-    /// The stream broke; the lease may still be alive.
-    Broken(EtcdError),
-    /// A renewal went unanswered while the server answered the lease's
-    /// `TimeToLive`: the stream's member may be stuck (another may renew),
-    /// or the server does not renew at all.
-    Unanswered,
-}
-
-/// The keeper's task: streams, one after another, until the lease is lost.
-async fn run(
-    client: Client,
-    id: i64,
-    ttl: i64,
-    mut expires_at: Instant,
-    state: Arc<watch::Sender<LeaseState>>,
-) {
-    let mut backoff = Duration::from_millis(50);
-    // A stream has gone unanswered since the last renewal.
-    let mut unanswered = false;
-    loop {
-        let before = expires_at;
-        let ended = stream(&client, id, ttl, &mut expires_at, &state).await;
-        if expires_at > before {
-            unanswered = false;
-        }
-        match ended {
-            Ended::Lost => return,
-            Ended::Unanswered if unanswered => {
-                // Two streams in a row, and no renewal between them.
-                tracing::warn!(
-                    lease = id,
-                    "the server answers but does not renew the lease (etcd 3.5.30's gRPC \
-                     proxy does this for users who are not root); it will expire"
-                );
-                state.send_replace(LeaseState::Lost(LeaseLost::NotRenewed));
-                return;
-            }
-            Ended::Unanswered => {
-                tracing::debug!(lease = id, "lease renewal unanswered; reopening the stream");
-                unanswered = true;
-            }
-            Ended::Broken(error) => {
-                tracing::debug!(lease = id, %error, "lease keep-alive stream broke; reopening");
-                if expires_at > before {
-                    backoff = Duration::from_millis(50);
-                }
-                let retry_at = (Instant::now() + backoff).min(expires_at);
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                sleep_until(retry_at).await;
-                if Instant::now() >= expires_at {
-                    tracing::warn!(lease = id, "lease not renewed within its TTL");
-                    state.send_replace(LeaseState::Lost(LeaseLost::TimedOut));
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// What the lease's `TimeToLive` says while a renewal is unanswered:
-/// gone, or still there ([`Ended::Unanswered`]); `None` when it is not
-/// answered either (then the renewal's wait goes on). Bounded by the
-/// lease's expiry, when the lease is lost as [`LeaseLost::TimedOut`].
-async fn check_unanswered(
-    client: &Client,
-    id: i64,
-    state: &watch::Sender<LeaseState>,
-    expires_at: Instant,
-) -> Option<Ended> {
-    let answer = tokio::select! {
-        answer = client.lease_time_to_live(id) => answer,
-        () = sleep_until(expires_at) => {
-            state.send_replace(LeaseState::Lost(LeaseLost::TimedOut));
-            return Some(Ended::Lost);
-        }
-    };
-    match answer {
-        // -1 when it is gone; 0 while under a second is left.
-        Ok(left) if left.ttl >= 0 => Some(Ended::Unanswered),
-        Ok(_) => {
-            state.send_replace(LeaseState::Lost(LeaseLost::Expired));
-            Some(Ended::Lost)
-        }
-        Err(error) if error.kind() == &ErrorKind::LeaseNotFound => {
-            state.send_replace(LeaseState::Lost(LeaseLost::Expired));
-            Some(Ended::Lost)
-        }
-        Err(_) => None,
-    }
-}
-
-/// Runs one keep-alive stream: a renewal every TTL/3, each answer moving
-/// the expiry forward. A renewal still unanswered when the next one is
-/// due is checked with a `TimeToLive` call: a lease still there ends the
-/// stream as [`Ended::Unanswered`] (see [`LeaseLost::NotRenewed`]).
-async fn stream(
-    client: &Client,
-    id: i64,
-    ttl: i64,
-    expires_at: &mut Instant,
-    state: &watch::Sender<LeaseState>,
-) -> Ended {
-    let timed_out = || {
-        state.send_replace(LeaseState::Lost(LeaseLost::TimedOut));
-        Ended::Lost
-    };
-
-    // Opening the stream sends the first renewal.
-    let mut sent_at = Instant::now();
-    // A server that never answers the first renewal may not even answer
-    // the stream's opening: the same check applies.
-    let opening = client.lease_keep_alive(id);
-    tokio::pin!(opening);
-    let mut checked = false;
-    let opened = loop {
-        tokio::select! {
-            opened = &mut opening => break opened,
-            () = sleep_until(*expires_at) => return timed_out(),
-            () = sleep_until(sent_at + secs(ttl) / 3), if !checked => {
-                checked = true;
-                if let Some(ended) = check_unanswered(client, id, state, *expires_at).await {
-                    return ended;
-                }
-            }
-        }
-    };
-    let (mut sender, mut answers) = match opened {
-        Ok(pair) => pair,
-        Err(error) => return Ended::Broken(error),
-    };
-    // The TTL of the last answer on this stream: a renewal answers the
-    // lease's full TTL every time, so a falling TTL says none happened.
-    let mut last_ttl = None;
-    loop {
-        let mut checked = false;
-        let answer = loop {
-            let check_at = sent_at + secs(ttl) / 3;
-            tokio::select! {
-                answer = answers.message() => break answer,
-                () = sleep_until(*expires_at) => return timed_out(),
-                () = sleep_until(check_at), if !checked => {
-                    checked = true;
-                    if let Some(ended) = check_unanswered(client, id, state, *expires_at).await {
-                        return ended;
-                    }
-                }
-            }
-        };
-        let answered = match answer {
-            Ok(Some(answer)) if answer.ttl <= 0 => {
-                state.send_replace(LeaseState::Lost(LeaseLost::Expired));
-                return Ended::Lost;
-            }
-            Ok(Some(answer)) => answer.ttl,
-            Ok(None) => {
-                return Ended::Broken(EtcdError::client(
-                    ErrorKind::ConnectionLost,
-                    "the server closed the keep-alive stream",
-                ))
-            }
-            Err(error) => return Ended::Broken(error),
-        };
-        if last_ttl.is_some_and(|last| answered < last) {
-            tracing::warn!(
-                lease = id,
-                ttl = answered,
-                "the server answers lease renewals without renewing; the lease will expire"
-            );
-            state.send_replace(LeaseState::Lost(LeaseLost::NotRenewed));
-            return Ended::Lost;
-        }
-        last_ttl = Some(answered);
-        *expires_at = sent_at + secs(answered);
-        state.send_replace(LeaseState::Alive {
-            ttl: answered,
-            expires_at: *expires_at,
-        });
-        let next = sent_at + secs(answered) / 3;
-        // Wait for the next renewal, noticing a stream that ends meanwhile.
-        tokio::select! {
-            () = sleep_until(next) => {}
-            answer = answers.message() => match answer {
-                Ok(Some(answer)) if answer.ttl <= 0 => {
-                    state.send_replace(LeaseState::Lost(LeaseLost::Expired));
-                    return Ended::Lost;
-                }
-                Ok(Some(_)) => {}
-                Ok(None) => {
-                    return Ended::Broken(EtcdError::client(
-                        ErrorKind::ConnectionLost,
-                        "the server closed the keep-alive stream",
-                    ))
-                }
-                Err(error) => return Ended::Broken(error),
-            },
-        }
-        sent_at = Instant::now();
-        if let Err(error) = sender.keep_alive().await {
-            return Ended::Broken(error);
-        }
-    }
 }

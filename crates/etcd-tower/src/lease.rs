@@ -121,6 +121,17 @@ pub(crate) fn channel_stream<T: Send + 'static>(
     (tx, Box::pin(stream))
 }
 
+/// [`channel_stream`] without a bound, for a sender that must never wait
+/// (the keep-alive hub reads answers on the task that sends renewals).
+pub(crate) fn unbounded_channel_stream<T: Send + 'static>(
+) -> (mpsc::UnboundedSender<T>, etcd_tower_core::RequestStream<T>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    (tx, Box::pin(stream))
+}
+
 /// # Leases
 impl Client {
     /// Grants a lease of `ttl` seconds, with an ID chosen by the server.

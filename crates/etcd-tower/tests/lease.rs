@@ -141,7 +141,12 @@ const RESTART_TTL: i64 = 6;
 /// Awaits a renewal sent after the restart (the keeper's expiry moves past
 /// a full TTL from now), then checks the server agrees the lease lives.
 async fn renewed_after_restart(client: &etcd_tower::Client, keeper: &LeaseKeeper) {
-    let restarted = Instant::now();
+    renewed_since(client, keeper, Instant::now()).await;
+}
+
+/// Awaits a renewal sent after `restarted`, then checks the server agrees
+/// the lease lives.
+async fn renewed_since(client: &etcd_tower::Client, keeper: &LeaseKeeper, restarted: Instant) {
     let ttl = Duration::from_secs(RESTART_TTL as u64);
     let mut state = keeper.subscribe();
     timeout(2 * ttl, async {
@@ -257,6 +262,92 @@ async fn keep_alive_once_renews_or_says_the_lease_is_gone() {
         client.lease_revoke(id).await.unwrap();
         let error = client.lease_keep_alive_once(id).await.unwrap_err();
         assert_eq!(error.kind(), &ErrorKind::LeaseNotFound, "{error}");
+    })
+    .await;
+}
+
+/// `LeaseKeepAlive` streams the member has open (started minus ended).
+async fn open_keep_alive_streams(member: &etcd_tower_testkit::Member) -> f64 {
+    let label = "grpc_method=\"LeaseKeepAlive\"";
+    let started = member
+        .metric_sum("grpc_server_started_total", label)
+        .await
+        .unwrap();
+    let handled = member
+        .metric_sum("grpc_server_handled_total", label)
+        .await
+        .unwrap();
+    started - handled
+}
+
+/// Every keeper of a client and its clones renews over one stream: 300
+/// leases cost the server one `LeaseKeepAlive` stream, also after a
+/// restart; a dropped keeper's lease expires while the others live, and a
+/// lease revoked elsewhere is reported lost by its keeper only.
+#[tokio::test]
+async fn keepers_share_one_stream() {
+    each_version(120, |bin| async move {
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        let (cluster, client) = single(&bin).await;
+        let clone = client.clone();
+        let keepers: Vec<LeaseKeeper> = stream::iter(0..300)
+            .map(|i| {
+                let client = if i % 10 == 0 {
+                    clone.clone()
+                } else {
+                    client.clone()
+                };
+                async move { LeaseKeeper::grant(&client, RESTART_TTL).await }
+            })
+            .buffer_unordered(16)
+            .try_collect()
+            .await
+            .unwrap();
+        // A short lease whose keeper is dropped, seen through its key.
+        let dropped = LeaseKeeper::grant(&client, 2).await.unwrap();
+        client
+            .put_with("dropped", "v", PutOptions::new().lease(dropped.id()))
+            .await
+            .unwrap();
+        let mut watch = client
+            .watch("dropped", etcd_tower::watch::WatchOptions::new())
+            .await
+            .unwrap();
+        let member = cluster.member(0);
+        assert_eq!(open_keep_alive_streams(member).await, 1.0);
+        drop(dropped);
+        let batch = timeout(Duration::from_secs(5), watch.next())
+            .await
+            .expect("the dropped keeper's lease did not expire")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            batch.events()[0].kind(),
+            etcd_tower::watch::EventKind::Delete,
+            "{batch:?}"
+        );
+
+        // Revoked elsewhere: that keeper alone says so.
+        let revoked = &keepers[7];
+        client.lease_revoke(revoked.id()).await.unwrap();
+        let reason = timeout(Duration::from_secs(RESTART_TTL as u64), revoked.lost())
+            .await
+            .unwrap();
+        assert_eq!(reason, LeaseLost::Expired);
+
+        member.kill().unwrap();
+        member.restart().await.unwrap();
+        let restarted = Instant::now();
+        let renewed = keepers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 7)
+            .map(|(_, keeper)| renewed_since(&client, keeper, restarted));
+        futures::future::join_all(renewed).await;
+        assert_eq!(open_keep_alive_streams(member).await, 1.0);
+        let alive = client.lease_leases().await.unwrap().leases.len();
+        assert_eq!(alive, 299, "every kept lease is alive, the others are gone");
+        drop(keepers);
     })
     .await;
 }

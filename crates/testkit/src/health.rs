@@ -39,9 +39,15 @@ pub(crate) async fn answers(addr: SocketAddr) -> bool {
 
 /// Fetches `GET /health` from `addr` and returns the whole response.
 pub(crate) async fn get_health(addr: SocketAddr) -> std::io::Result<String> {
+    get(addr, "/health").await
+}
+
+/// Fetches `GET path` from `addr` over HTTP/1.0 and returns the whole
+/// response.
+pub(crate) async fn get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
     let mut stream = TcpStream::connect(addr).await?;
     stream
-        .write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
         .await?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await?;

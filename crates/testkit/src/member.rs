@@ -106,6 +106,28 @@ impl Member {
         format!("http://127.0.0.1:{}", self.spec.metrics_port)
     }
 
+    /// The member's Prometheus metrics (`GET /metrics` on
+    /// [`metrics_url`](Self::metrics_url)), in the text exposition format.
+    pub async fn metrics(&self) -> Result<String> {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.spec.metrics_port));
+        let response = health::get(addr, "/metrics")
+            .await
+            .map_err(|e| TestkitError::io(format!("reading the metrics of {}", self.name()), e))?;
+        Ok(response)
+    }
+
+    /// The sum of every sample of the metric `name` whose labels contain
+    /// `label` (for example `grpc_method="LeaseKeepAlive"`); 0 when none.
+    pub async fn metric_sum(&self, name: &str, label: &str) -> Result<f64> {
+        let metrics = self.metrics().await?;
+        Ok(metrics
+            .lines()
+            .filter(|line| line.starts_with(name) && line[name.len()..].starts_with('{'))
+            .filter(|line| line.contains(label))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
+    }
+
     /// The member's data directory (kept across restarts).
     pub fn data_dir(&self) -> &Path {
         &self.spec.data_dir
