@@ -118,6 +118,68 @@ pub(crate) mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever the server (or something pretending to be one) hands
+        /// out as a token, reading it never panics.
+        #[test]
+        fn any_text_reads_without_a_panic(token in "\\PC*", dotted in "[A-Za-z0-9_=.!-]{0,64}") {
+            let _ = expiry(&token);
+            let _ = expiry(&dotted);
+        }
+
+        /// A real JWT with bytes flipped, cut or inserted anywhere still
+        /// reads without a panic (`None` or some time).
+        #[test]
+        fn a_mangled_jwt_reads_without_a_panic(
+            edits in proptest::collection::vec((proptest::prelude::any::<proptest::sample::Index>(), proptest::prelude::any::<char>(), 0u8..3), 1..8),
+        ) {
+            let mut token: Vec<char> = jwt_expiring_at(1_700_000_123).chars().collect();
+            for (at, c, how) in edits {
+                let at = at.index(token.len() + 1);
+                match how {
+                    0 if at < token.len() => token[at] = c,
+                    1 if at < token.len() => {
+                        token.remove(at);
+                    }
+                    _ => token.insert(at, c),
+                }
+            }
+            let _ = expiry(&token.into_iter().collect::<String>());
+        }
+
+        /// Any integer `exp` reads back as that many seconds after the
+        /// epoch, or as no expiry when the clock cannot hold it.
+        #[test]
+        fn any_integer_exp_reads_back(exp in proptest::prelude::any::<u64>()) {
+            proptest::prop_assert_eq!(
+                expiry(&jwt_expiring_at(exp)),
+                UNIX_EPOCH.checked_add(Duration::from_secs(exp))
+            );
+        }
+
+        /// A fractional or negative `exp` is a time when it is one, never a
+        /// panic.
+        #[test]
+        fn any_fractional_exp_reads_back(exp in -1e12f64..1e12) {
+            let token = token_with_payload(&format!(r#"{{"exp":{exp:?}}}"#));
+            let expected = Duration::try_from_secs_f64(exp)
+                .ok()
+                .and_then(|secs| UNIX_EPOCH.checked_add(secs));
+            // serde_json parses floats to within an ulp (not exactly, without
+            // its `float_roundtrip` feature): 122 µs at 9.8e11 s.
+            let read = expiry(&token);
+            let ulps = Duration::from_secs_f64(exp.abs() * 4.0 * f64::EPSILON);
+            let close = match (read, expected) {
+                (Some(read), Some(expected)) => {
+                    let diff = read.duration_since(expected).or_else(|_| expected.duration_since(read));
+                    diff.is_ok_and(|diff| diff <= ulps.max(Duration::from_micros(1)))
+                }
+                (read, expected) => read == expected,
+            };
+            proptest::prop_assert!(close, "{exp:?}: read {read:?}, expected {expected:?}");
+        }
+    }
+
     #[test]
     fn refreshes_at_a_fraction_of_the_remaining_lifetime() {
         let now = UNIX_EPOCH + Duration::from_secs(1_000);

@@ -340,18 +340,18 @@ async fn queue_is_fifo_and_exactly_once_with_two_consumers() {
     .await;
 }
 
-/// Four producers and four consumers move 200 items through a Queue and a
+/// Four producers and four consumers move 1,000 items through a Queue and a
 /// PriorityQueue at once: each item is consumed exactly once, every
 /// consumer sees each producer's items in the order they were enqueued,
 /// and in the priority queue every consumer sees non-decreasing priorities
 /// once all items are in.
 #[tokio::test]
 async fn four_producers_and_four_consumers_share_each_queue() {
-    each_version(30, |bin| async move {
+    each_version(90, |bin| async move {
         let started = Instant::now();
         let label = bin.label();
         let (_cluster, client) = single(&bin).await;
-        const PER_PRODUCER: usize = 50;
+        const PER_PRODUCER: usize = 250;
         // FIFO: producers and consumers run at the same time.
         let producers: Vec<_> = (0..4)
             .map(|p| {
@@ -379,7 +379,7 @@ async fn four_producers_and_four_consumers_share_each_queue() {
             })
             .collect();
         for producer in producers {
-            timeout(Duration::from_secs(20), producer).await.unwrap().unwrap();
+            timeout(Duration::from_secs(60), producer).await.unwrap().unwrap();
         }
         let queue = Queue::new(&client, "mpmc");
         for _ in 0..4 {
@@ -387,7 +387,7 @@ async fn four_producers_and_four_consumers_share_each_queue() {
         }
         let mut all = Vec::new();
         for consumer in consumers {
-            let got = timeout(Duration::from_secs(20), consumer).await.unwrap().unwrap();
+            let got = timeout(Duration::from_secs(60), consumer).await.unwrap().unwrap();
             for p in 0..4 {
                 let mine: Vec<&String> = got.iter().filter(|item| item.starts_with(&format!("{p}-"))).collect();
                 assert!(mine.windows(2).all(|w| w[0] < w[1]), "{label}: producer {p} out of order");
@@ -413,7 +413,7 @@ async fn four_producers_and_four_consumers_share_each_queue() {
             })
             .collect();
         for producer in producers {
-            timeout(Duration::from_secs(20), producer).await.unwrap().unwrap();
+            timeout(Duration::from_secs(60), producer).await.unwrap().unwrap();
         }
         let consumers: Vec<_> = (0..4)
             .map(|_| {
@@ -432,7 +432,7 @@ async fn four_producers_and_four_consumers_share_each_queue() {
             .collect();
         let mut all = Vec::new();
         for consumer in consumers {
-            let got = timeout(Duration::from_secs(20), consumer).await.unwrap().unwrap();
+            let got = timeout(Duration::from_secs(60), consumer).await.unwrap().unwrap();
             let priorities: Vec<&str> = got.iter().map(|item| &item[..1]).collect();
             assert!(priorities.windows(2).all(|w| w[0] <= w[1]), "{label}: priorities out of order");
             all.extend(got);
@@ -442,7 +442,8 @@ async fn four_producers_and_four_consumers_share_each_queue() {
         assert_eq!(all.len(), 4 * PER_PRODUCER, "{label}: every item exactly once");
         assert!(keys(&client, "mpmc").await.is_empty(), "{label}");
         eprintln!(
-            "{label}: 200 items through each queue by 4 producers and 4 consumers: FIFO {fifo:?}, all {:?}",
+            "{label}: {} items through each queue by 4 producers and 4 consumers: FIFO {fifo:?}, all {:?}",
+            4 * PER_PRODUCER,
             started.elapsed()
         );
     })

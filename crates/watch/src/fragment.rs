@@ -131,6 +131,103 @@ mod tests {
         assert_eq!((one.watch_id, revs(&one)), (1, vec![5, 6, 7]));
     }
 
+    /// Feeds `pieces`, returning each whole response's (watch id, revisions).
+    fn join_all(fragments: &mut Fragments, pieces: Vec<WatchResponse>) -> Vec<(i64, Vec<i64>)> {
+        pieces
+            .into_iter()
+            .filter_map(|piece| fragments.push(piece))
+            .map(|whole| {
+                assert!(!whole.fragment, "a joined response still says fragment");
+                (whole.watch_id, revs(&whole))
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// Each watcher's response cut anywhere into pieces (empty ones
+        /// too), the watchers' pieces interleaved in any order (each
+        /// watcher's own in order): every response comes out once, whole,
+        /// in order, and nothing is left behind.
+        #[test]
+        fn any_cut_and_interleaving_joins_back(
+            responses in proptest::collection::vec(
+                (
+                    proptest::collection::vec(1i64..1_000, 0..24),
+                    proptest::collection::vec(proptest::prelude::any::<proptest::sample::Index>(), 0..6),
+                ),
+                1..5,
+            ),
+            order in proptest::collection::vec(proptest::prelude::any::<proptest::sample::Index>(), 0..64),
+        ) {
+            let mut queues: Vec<std::collections::VecDeque<WatchResponse>> = responses
+                .iter()
+                .enumerate()
+                .map(|(id, (revisions, cuts))| {
+                    let mut at: Vec<usize> = cuts.iter().map(|cut| cut.index(revisions.len() + 1)).collect();
+                    at.push(revisions.len());
+                    at.sort_unstable();
+                    let mut start = 0;
+                    let last = at.len() - 1;
+                    at.iter()
+                        .enumerate()
+                        .map(|(i, &end)| {
+                            let piece = piece(id as i64, &revisions[start..end], i != last);
+                            start = end;
+                            piece
+                        })
+                        .collect()
+                })
+                .collect();
+            let mut pieces = Vec::new();
+            let mut picks = order.iter();
+            loop {
+                let open: Vec<usize> = (0..queues.len()).filter(|&q| !queues[q].is_empty()).collect();
+                if open.is_empty() {
+                    break;
+                }
+                let q = picks.next().map_or(open[0], |pick| open[pick.index(open.len())]);
+                pieces.extend(queues[q].pop_front());
+            }
+            let mut fragments = Fragments::default();
+            let mut wholes = join_all(&mut fragments, pieces);
+            wholes.sort_by_key(|(id, _)| *id);
+            let expected: Vec<(i64, Vec<i64>)> = responses
+                .into_iter()
+                .enumerate()
+                .map(|(id, (revisions, _))| (id as i64, revisions))
+                .collect();
+            proptest::prop_assert_eq!(wholes, expected);
+            proptest::prop_assert_eq!(fragments.pending(), 0);
+        }
+
+        /// Any sequence of pieces at all (what a misbehaving server might
+        /// send) joins without a panic and loses no event: once every
+        /// watcher's response is ended, every event came out once.
+        #[test]
+        fn any_sequence_of_pieces_loses_no_event(
+            sent in proptest::collection::vec((0i64..3, proptest::prelude::any::<bool>(), 0usize..5), 0..64),
+        ) {
+            let mut fragments = Fragments::default();
+            let mut next = 1;
+            let mut pieces: Vec<WatchResponse> = sent
+                .into_iter()
+                .map(|(id, fragment, events)| {
+                    let revisions: Vec<i64> = (next..next + events as i64).collect();
+                    next += events as i64;
+                    piece(id, &revisions, fragment)
+                })
+                .collect();
+            pieces.extend((0..3).map(|id| piece(id, &[], false)));
+            let mut out: Vec<i64> = join_all(&mut fragments, pieces)
+                .into_iter()
+                .flat_map(|(_, revisions)| revisions)
+                .collect();
+            out.sort_unstable();
+            proptest::prop_assert_eq!(out, (1..next).collect::<Vec<i64>>());
+            proptest::prop_assert_eq!(fragments.pending(), 0);
+        }
+    }
+
     #[test]
     fn a_forgotten_watcher_leaves_nothing_behind() {
         let mut fragments = Fragments::default();
