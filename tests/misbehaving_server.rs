@@ -4,7 +4,8 @@
 //! typed error that says whether the request may have been applied, none
 //! hangs past its deadline, none grows memory, and the next call on the
 //! same transport succeeds. A watch whose stream gets a GOAWAY resumes
-//! from the revision after the last event it delivered.
+//! from the revision after the last event it delivered; a fragmented watch
+//! response that never ends is refused at the engine's bound.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -449,4 +450,99 @@ async fn a_goaway_mid_watch_resumes_after_the_last_event() {
         "resumed after the last event: {starts:?}"
     );
     assert!(server.connections() >= 2);
+}
+
+/// A piece of a fragmented watch response: one event of 64 KiB.
+fn watch_fragment(revision: i64, last: bool) -> Bytes {
+    let mut piece = pb::WatchResponse::decode(watch_event(revision)).unwrap();
+    piece.fragment = !last;
+    if let Some(kv) = piece.events[0].kv.as_mut() {
+        kv.value = vec![b'x'; 64 << 10].into();
+    }
+    piece.encode_to_vec().into()
+}
+
+#[tokio::test]
+async fn a_fragmented_watch_response_past_the_limit_ends_the_watcher_typed() {
+    let server = MisbehavingServer::start().await.unwrap();
+    server.answer(
+        STATUS,
+        Answer::Messages(vec![pb::StatusResponse {
+            header: header(12),
+            version: "3.5.30".into(),
+            ..Default::default()
+        }
+        .encode_to_vec()
+        .into()]),
+    );
+    // Created, then pieces of one response that never ends: 48 pieces of
+    // 64 KiB (3 MiB) against a limit of 1 MiB.
+    let mut messages = vec![watch_created(10)];
+    messages.extend((0..48).map(|_| watch_fragment(11, false)));
+    server.answer(WATCH, Answer::MessagesThenOpen(messages));
+    let transport = Transport::builder([server.endpoint()]).build().unwrap();
+    let config = etcd_tower_watch::WatchConfig::default().max_fragmented(1 << 20);
+    let engine = etcd_tower_watch::WatchEngine::with_config(transport, config);
+    let mut watcher = engine
+        .watch(
+            "w",
+            etcd_tower_watch::WatchOptions::new()
+                .start_revision(11)
+                .fragment(),
+        )
+        .await
+        .unwrap();
+    // A second watcher keeps the stream open once the first ends (its
+    // create is never answered: the script answers one create a stream).
+    let other = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            engine
+                .watch("v", etcd_tower_watch::WatchOptions::new())
+                .await
+        })
+    };
+    let error = tokio::time::timeout(Duration::from_secs(15), watcher.next())
+        .await
+        .expect("the watcher ended within 15 s")
+        .expect("an error, not the end of the stream")
+        .expect_err("no partial revision is delivered");
+    assert_eq!(error.kind(), &ErrorKind::ResponseTooLarge, "{error}");
+    assert!(error.to_string().contains("1048576 bytes"), "{error}");
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), watcher.next())
+            .await
+            .unwrap()
+            .is_none(),
+        "the watcher ends after its error"
+    );
+    // The watcher was cancelled on the server, not resumed (the cancel
+    // reaches the server after the error reaches the watcher).
+    let cancels = || {
+        server
+            .received()
+            .into_iter()
+            .filter(|r| r.path == WATCH)
+            .flat_map(|r| r.messages)
+            .filter(|m| {
+                matches!(
+                    pb::WatchRequest::decode(m.clone())
+                        .ok()
+                        .and_then(|r| r.request_union),
+                    Some(pb::watch_request::RequestUnion::CancelRequest(_))
+                )
+            })
+            .count()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while cancels() == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(cancels(), 1, "the watcher was cancelled on the server");
+    assert_eq!(
+        &creates(&server)[0].key[..],
+        b"w",
+        "the first create was the watcher's"
+    );
+    other.abort();
 }

@@ -2,11 +2,12 @@
 //! parses from the network: the gRPC message framing in `codec.rs` and the
 //! protobuf decoding of every response type in the RPC table.
 //!
-//! cargo-fuzz and libFuzzer need a nightly toolchain, which this project's
-//! CI does not have, so these are proptest properties: they run in every
-//! `cargo test` with a modest number of cases (a few hundred each, well
-//! under a second apiece) and for as long as wanted with proptest's own
-//! variable, e.g.
+//! They run in every `cargo test` with a modest number of cases (a few
+//! hundred each, well under a second apiece) and for as long as wanted with
+//! proptest's own variable; the libFuzzer target `grpc_response` (`fuzz/`,
+//! through [`fuzzing`](super::fuzzing) and the readers of
+//! [`fuzz_support`](super::fuzz_support) these tests share) searches the
+//! same ground by coverage:
 //!
 //! ```text
 //! PROPTEST_CASES=100000 cargo test -p etcd-tower-core --lib transport::fuzz_tests
@@ -40,10 +41,10 @@
 //!   valid answers however cut, garbage (typed error, no hang, and the
 //!   next call still works), a 4 GiB prefix against 1 MiB.
 //!
-//! Known gap, kept as an ignored test in [`wire`]: a unary call joins its
-//! whole body before it reads the length prefix (`receive_unary` in
-//! `call.rs`), so a server can make it buffer any amount before the
-//! refusal; a streaming call refuses as soon as the prefix is in.
+//! A unary call reads the length prefix as soon as it is in and refuses a
+//! claim over `max_recv` (or more bytes than claimed) before it buffers the
+//! rest (`receive_unary` in `call.rs`); [`wire`] checks it through the
+//! real transport.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -55,6 +56,9 @@ use proptest::prelude::*;
 use prost::Message;
 
 use super::codec::{self, PREFIX_LEN};
+use super::fuzz_support::{
+    assert_typed, cut, decode_as, frame, read_stream, read_unary, with_response_type, StreamReader,
+};
 use crate::proto::etcdserverpb as pb;
 use crate::proto::mvccpb;
 use crate::proto::{v3electionpb as election, v3lockpb as lock};
@@ -141,251 +145,12 @@ fn peak_allocation<T>(f: impl FnOnce() -> T) -> (T, usize) {
     (out, PEAK.with(Cell::get))
 }
 
-// ----- The readers, as call.rs reads -----
-
-/// The inbound side of a streaming call, step for step as
-/// `GrpcStream::poll_next` (call.rs) drives `codec::split_bytes` and
-/// `codec::split_message`, with the h2 body replaced by pushed chunks.
-struct StreamReader {
-    chunk: Bytes,
-    buf: BytesMut,
-    max_recv: usize,
-    /// Bytes pushed so far, to bound what the reader may hold.
-    received: usize,
-}
-
-impl StreamReader {
-    fn new(max_recv: usize) -> Self {
-        StreamReader {
-            chunk: Bytes::new(),
-            buf: BytesMut::new(),
-            max_recv,
-            received: 0,
-        }
-    }
-
-    /// The next whole message, if one is there; otherwise keeps the start
-    /// of the next one for the next chunk (the `Reading::Data` arm).
-    fn next_message(&mut self) -> Result<Option<Bytes>, tonic::Status> {
-        let split = if self.buf.is_empty() {
-            codec::split_bytes(&mut self.chunk, self.max_recv)
-        } else {
-            codec::split_message(&mut self.buf, self.max_recv)
-        };
-        if let Some(message) = split? {
-            return Ok(Some(message));
-        }
-        if !self.chunk.is_empty() {
-            self.buf.extend_from_slice(&self.chunk);
-            self.chunk.clear();
-        }
-        Ok(None)
-    }
-
-    /// One DATA chunk arrives.
-    fn push(&mut self, chunk: Bytes) {
-        self.received += chunk.len();
-        if self.buf.is_empty() {
-            self.chunk = chunk;
-        } else {
-            self.buf.extend_from_slice(&chunk);
-        }
-    }
-
-    /// The stream ended (the `Reading::Trailers` arm, trailers being OK).
-    fn finish(&self) -> Result<(), tonic::Status> {
-        if !self.buf.is_empty() || !self.chunk.is_empty() {
-            return Err(codec::bad_frame("the stream ended inside a message"));
-        }
-        Ok(())
-    }
-
-    /// Bytes held, which must never exceed what arrived (with `BytesMut`'s
-    /// growth allowance).
-    fn held(&self) -> usize {
-        self.buf.capacity() + self.chunk.len()
-    }
-}
-
-/// Reads a whole stream of chunks: the messages, or the first error (a
-/// streaming call ends at its first error). Checks on the way that no
-/// message is over the limit and that the reader holds no more than twice
-/// what arrived.
-fn read_stream(chunks: &[Bytes], max_recv: usize) -> Result<Vec<Bytes>, tonic::Status> {
-    let mut reader = StreamReader::new(max_recv);
-    let mut messages = Vec::new();
-    let mut drain = |reader: &mut StreamReader| -> Result<(), tonic::Status> {
-        while let Some(message) = reader.next_message()? {
-            assert!(message.len() <= max_recv, "a message over the limit");
-            messages.push(message);
-        }
-        assert!(
-            reader.held() <= 2 * reader.received + 64,
-            "holding {} bytes after receiving {}",
-            reader.held(),
-            reader.received
-        );
-        Ok(())
-    };
-    for chunk in chunks {
-        drain(&mut reader)?;
-        reader.push(chunk.clone());
-    }
-    drain(&mut reader)?;
-    reader.finish()?;
-    Ok(messages)
-}
-
-/// The body of a unary call, as `receive_unary` (call.rs) reads it: the
-/// chunks joined, then exactly one whole message.
-fn read_unary(chunks: &[Bytes], max_recv: usize) -> Result<Bytes, tonic::Status> {
-    let received = match chunks {
-        [] => return Err(tonic::Status::internal("Missing response message.")),
-        [one] => one.clone(),
-        [head, rest @ ..] => {
-            let mut joined = BytesMut::with_capacity(head.len() + rest[0].len());
-            joined.extend_from_slice(head);
-            for chunk in rest {
-                joined.extend_from_slice(chunk);
-            }
-            joined.freeze()
-        }
-    };
-    let len = codec::message_len(&received, max_recv)?.unwrap_or(usize::MAX);
-    if received.len() != PREFIX_LEN.saturating_add(len) {
-        return Err(codec::bad_frame(
-            "a unary response must be one whole message",
-        ));
-    }
-    Ok(received.slice(PREFIX_LEN..))
-}
-
-/// `bytes` cut at the given points (taken modulo its length, any order).
-fn cut(bytes: &Bytes, points: &[usize]) -> Vec<Bytes> {
-    let mut points: Vec<usize> = points
-        .iter()
-        .map(|p| {
-            if bytes.is_empty() {
-                0
-            } else {
-                p % (bytes.len() + 1)
-            }
-        })
-        .collect();
-    points.sort_unstable();
-    let mut chunks = Vec::with_capacity(points.len() + 1);
-    let mut start = 0;
-    for point in points {
-        chunks.push(bytes.slice(start..point));
-        start = point;
-    }
-    chunks.push(bytes.slice(start..));
-    chunks
-}
-
-fn frame<M: Message>(message: &M) -> Bytes {
-    codec::encode(Rpc::Range, message, usize::MAX).unwrap()
-}
-
-// ----- Every response type -----
-
-/// Decodes `message` as `M`; when it decodes, checks that the message
-/// survives framing and decoding again unchanged (prost drops unknown
-/// fields, so the second decode must equal the first).
-fn decode_and_round_trip<M>(message: Bytes) -> Result<(), tonic::Status>
-where
-    M: Message + Default + PartialEq + std::fmt::Debug,
-{
-    let decoded: M = codec::decode(message)?;
-    let mut framed = frame(&decoded);
-    let again = codec::split_bytes(&mut framed, usize::MAX)
-        .unwrap()
-        .expect("a whole frame");
-    assert!(framed.is_empty());
-    assert_eq!(codec::decode::<M>(again).unwrap(), decoded);
-    Ok(())
-}
-
-/// Calls `$f::<Response>(args)` with the response type of `$rpc`. The
-/// match is exhaustive, so an RPC added to the table does not compile here
-/// until its response type is fuzzed too.
-macro_rules! with_response_type {
-    ($rpc:expr, $f:ident($($arg:expr),*)) => {
-        match $rpc {
-            Rpc::Range => $f::<pb::RangeResponse>($($arg),*),
-            Rpc::Put => $f::<pb::PutResponse>($($arg),*),
-            Rpc::DeleteRange => $f::<pb::DeleteRangeResponse>($($arg),*),
-            Rpc::Txn => $f::<pb::TxnResponse>($($arg),*),
-            Rpc::Compact => $f::<pb::CompactionResponse>($($arg),*),
-            Rpc::Watch => $f::<pb::WatchResponse>($($arg),*),
-            Rpc::LeaseGrant => $f::<pb::LeaseGrantResponse>($($arg),*),
-            Rpc::LeaseRevoke => $f::<pb::LeaseRevokeResponse>($($arg),*),
-            Rpc::LeaseKeepAlive => $f::<pb::LeaseKeepAliveResponse>($($arg),*),
-            Rpc::LeaseTimeToLive => $f::<pb::LeaseTimeToLiveResponse>($($arg),*),
-            Rpc::LeaseLeases => $f::<pb::LeaseLeasesResponse>($($arg),*),
-            Rpc::AuthEnable => $f::<pb::AuthEnableResponse>($($arg),*),
-            Rpc::AuthDisable => $f::<pb::AuthDisableResponse>($($arg),*),
-            Rpc::AuthStatus => $f::<pb::AuthStatusResponse>($($arg),*),
-            Rpc::Authenticate => $f::<pb::AuthenticateResponse>($($arg),*),
-            Rpc::UserAdd => $f::<pb::AuthUserAddResponse>($($arg),*),
-            Rpc::UserGet => $f::<pb::AuthUserGetResponse>($($arg),*),
-            Rpc::UserList => $f::<pb::AuthUserListResponse>($($arg),*),
-            Rpc::UserDelete => $f::<pb::AuthUserDeleteResponse>($($arg),*),
-            Rpc::UserChangePassword => $f::<pb::AuthUserChangePasswordResponse>($($arg),*),
-            Rpc::UserGrantRole => $f::<pb::AuthUserGrantRoleResponse>($($arg),*),
-            Rpc::UserRevokeRole => $f::<pb::AuthUserRevokeRoleResponse>($($arg),*),
-            Rpc::RoleAdd => $f::<pb::AuthRoleAddResponse>($($arg),*),
-            Rpc::RoleGet => $f::<pb::AuthRoleGetResponse>($($arg),*),
-            Rpc::RoleList => $f::<pb::AuthRoleListResponse>($($arg),*),
-            Rpc::RoleDelete => $f::<pb::AuthRoleDeleteResponse>($($arg),*),
-            Rpc::RoleGrantPermission => $f::<pb::AuthRoleGrantPermissionResponse>($($arg),*),
-            Rpc::RoleRevokePermission => $f::<pb::AuthRoleRevokePermissionResponse>($($arg),*),
-            Rpc::MemberAdd => $f::<pb::MemberAddResponse>($($arg),*),
-            Rpc::MemberRemove => $f::<pb::MemberRemoveResponse>($($arg),*),
-            Rpc::MemberUpdate => $f::<pb::MemberUpdateResponse>($($arg),*),
-            Rpc::MemberList => $f::<pb::MemberListResponse>($($arg),*),
-            Rpc::MemberPromote => $f::<pb::MemberPromoteResponse>($($arg),*),
-            Rpc::Alarm => $f::<pb::AlarmResponse>($($arg),*),
-            Rpc::Status => $f::<pb::StatusResponse>($($arg),*),
-            Rpc::Defragment => $f::<pb::DefragmentResponse>($($arg),*),
-            Rpc::Hash => $f::<pb::HashResponse>($($arg),*),
-            Rpc::HashKv => $f::<pb::HashKvResponse>($($arg),*),
-            Rpc::Snapshot => $f::<pb::SnapshotResponse>($($arg),*),
-            Rpc::MoveLeader => $f::<pb::MoveLeaderResponse>($($arg),*),
-            Rpc::Downgrade => $f::<pb::DowngradeResponse>($($arg),*),
-            Rpc::Lock => $f::<lock::LockResponse>($($arg),*),
-            Rpc::Unlock => $f::<lock::UnlockResponse>($($arg),*),
-            Rpc::Campaign => $f::<election::CampaignResponse>($($arg),*),
-            Rpc::Proclaim => $f::<election::ProclaimResponse>($($arg),*),
-            Rpc::Leader => $f::<election::LeaderResponse>($($arg),*),
-            Rpc::Observe => $f::<election::LeaderResponse>($($arg),*),
-            Rpc::Resign => $f::<election::ResignResponse>($($arg),*),
-        }
-    };
-}
-
-/// [`decode_and_round_trip`] as the response type of `rpc`.
-fn decode_as(rpc: Rpc, message: Bytes) -> Result<(), tonic::Status> {
-    with_response_type!(rpc, decode_and_round_trip(message))
-}
-
 /// `message` decoded as the response type of `rpc` and encoded again.
 fn reencoded(rpc: Rpc, message: Bytes) -> Vec<u8> {
     fn reencode<M: Message + Default>(message: Bytes) -> Vec<u8> {
         codec::decode::<M>(message).unwrap().encode_to_vec()
     }
     with_response_type!(rpc, reencode(message))
-}
-
-/// A decode failure must be the transport's typed one.
-fn assert_typed(result: Result<(), tonic::Status>) {
-    if let Err(status) = result {
-        assert_eq!(status.code(), tonic::Code::Internal, "{status:?}");
-        assert!(
-            status.message().starts_with("failed to decode"),
-            "{status:?}"
-        );
-    }
 }
 
 // ----- Random messages -----

@@ -68,8 +68,13 @@ mod connector;
 #[cfg(feature = "dns-srv")]
 pub mod discovery;
 mod endpoint;
+#[cfg(any(test, fuzzing))]
+mod fuzz_support;
 #[cfg(test)]
 mod fuzz_tests;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod reconfigure;
 pub mod route;
 pub mod selection;

@@ -202,6 +202,9 @@
 #![deny(missing_docs)]
 
 pub mod future;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod jwt;
 mod layer;
 mod service;

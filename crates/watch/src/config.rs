@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+/// The default of [`WatchConfig::max_fragmented`]: 256 MiB.
+pub(crate) const DEFAULT_MAX_FRAGMENTED: usize = 256 << 20;
+
 /// Settings of a [`WatchEngine`](crate::WatchEngine). The defaults suit a
 /// cluster on a local network.
 ///
@@ -26,6 +29,7 @@ pub struct WatchConfig {
     pub(crate) probe_timeout: Duration,
     /// `None`: no progress requests of the engine's own.
     pub(crate) progress_interval: Option<Duration>,
+    pub(crate) max_fragmented: usize,
 }
 
 impl Default for WatchConfig {
@@ -39,6 +43,7 @@ impl Default for WatchConfig {
             open_timeout: Duration::from_secs(10),
             probe_timeout: Duration::from_secs(5),
             progress_interval: Some(Duration::from_secs(10)),
+            max_fragmented: DEFAULT_MAX_FRAGMENTED,
         }
     }
 }
@@ -122,6 +127,23 @@ impl WatchConfig {
         } else {
             Some(interval.max(Duration::from_millis(10)))
         };
+        self
+    }
+
+    /// The most a fragmented response may hold, in encoded bytes of its
+    /// events, joined from its pieces (watchers created with
+    /// [`WatchOptions::fragment`](crate::WatchOptions::fragment)). Default
+    /// 256 MiB.
+    ///
+    /// Each piece is within the transport's receive limit, but a server
+    /// decides how many pieces one response has. Past this bound the
+    /// engine drops the pieces, cancels the watcher on the server and ends
+    /// it with a `ResponseTooLarge` error (resuming would only ask for the
+    /// same response again). etcd sends a response of up to 1,000
+    /// revisions at once to a watcher catching up, so raise this only if
+    /// one such batch of your writes can be larger.
+    pub fn max_fragmented(mut self, bytes: usize) -> Self {
+        self.max_fragmented = bytes;
         self
     }
 }

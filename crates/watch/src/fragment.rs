@@ -6,33 +6,89 @@
 //! sends the pieces of one response back to back; they are joined here into
 //! the response the server would have sent whole, so that the rest of the
 //! engine (and the user) never sees a partial revision.
+//!
+//! Each piece is within the transport's receive limit, but nothing in the
+//! protocol bounds how many pieces come: a server (or something pretending
+//! to be one) that never sends the last piece would make a joiner without
+//! a bound hold everything. The pieces of one response are therefore
+//! counted in encoded bytes, and past [`WatchConfig::max_fragmented`]
+//! (crate::WatchConfig::max_fragmented) the response is refused as
+//! [`TooLarge`] and its pieces dropped.
 
 use std::collections::HashMap;
 
 use etcd_tower_core::proto::etcdserverpb::WatchResponse;
+use prost::Message;
 
 /// Pieces received so far, by watch id.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Fragments {
-    partial: HashMap<i64, WatchResponse>,
+    partial: HashMap<i64, Partial>,
+    /// The most encoded event bytes one joined response may hold.
+    limit: usize,
+}
+
+/// The pieces of one response joined so far.
+#[derive(Debug)]
+struct Partial {
+    head: WatchResponse,
+    /// Encoded bytes of the events joined so far.
+    bytes: usize,
+}
+
+/// A fragmented response grew past the limit; its pieces were dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TooLarge {
+    pub(crate) watch_id: i64,
+    pub(crate) limit: usize,
+}
+
+impl Default for Fragments {
+    fn default() -> Self {
+        Fragments::new(crate::config::DEFAULT_MAX_FRAGMENTED)
+    }
+}
+
+/// Encoded bytes of a piece's events.
+fn event_bytes(piece: &WatchResponse) -> usize {
+    piece.events.iter().map(Message::encoded_len).sum()
 }
 
 impl Fragments {
-    /// Takes one message; returns the whole response once its last piece
-    /// came (at once for an unfragmented message).
-    pub(crate) fn push(&mut self, piece: WatchResponse) -> Option<WatchResponse> {
-        if piece.fragment {
-            match self.partial.get_mut(&piece.watch_id) {
-                Some(head) => head.events.extend(piece.events),
-                None => {
-                    self.partial.insert(piece.watch_id, piece);
-                }
-            }
-            return None;
+    /// A joiner that refuses a response whose events pass `limit` encoded
+    /// bytes.
+    pub(crate) fn new(limit: usize) -> Self {
+        Fragments {
+            partial: HashMap::new(),
+            limit,
         }
-        let Some(mut whole) = self.partial.remove(&piece.watch_id) else {
-            return Some(piece);
+    }
+
+    /// Takes one message; returns the whole response once its last piece
+    /// came (at once for an unfragmented message), or [`TooLarge`] once
+    /// the pieces of one response pass the limit (they are dropped, and
+    /// later pieces of that response start a new one).
+    pub(crate) fn push(&mut self, piece: WatchResponse) -> Result<Option<WatchResponse>, TooLarge> {
+        let id = piece.watch_id;
+        let Some(mut partial) = self.partial.remove(&id) else {
+            if !piece.fragment {
+                return Ok(Some(piece));
+            }
+            let bytes = event_bytes(&piece);
+            return self.keep(Partial { head: piece, bytes });
         };
+        partial.bytes = partial.bytes.saturating_add(event_bytes(&piece));
+        if partial.bytes > self.limit {
+            return Err(TooLarge {
+                watch_id: id,
+                limit: self.limit,
+            });
+        }
+        if piece.fragment {
+            partial.head.events.extend(piece.events);
+            return self.keep(partial);
+        }
+        let mut whole = partial.head;
         whole.events.extend(piece.events);
         whole.fragment = false;
         whole.canceled = piece.canceled;
@@ -41,7 +97,20 @@ impl Fragments {
         if piece.header.is_some() {
             whole.header = piece.header;
         }
-        Some(whole)
+        Ok(Some(whole))
+    }
+
+    /// Keeps a response's pieces for the next, if they are within the
+    /// limit.
+    fn keep(&mut self, partial: Partial) -> Result<Option<WatchResponse>, TooLarge> {
+        if partial.bytes > self.limit {
+            return Err(TooLarge {
+                watch_id: partial.head.watch_id,
+                limit: self.limit,
+            });
+        }
+        self.partial.insert(partial.head.watch_id, partial);
+        Ok(None)
     }
 
     /// Forgets the pieces of a watcher that went away.
@@ -55,7 +124,7 @@ impl Fragments {
     }
 
     /// How many responses are partly received.
-    #[cfg(test)]
+    #[cfg(any(test, fuzzing))]
     pub(crate) fn pending(&self) -> usize {
         self.partial.len()
     }
@@ -101,7 +170,7 @@ mod tests {
     #[test]
     fn an_unfragmented_response_passes_through() {
         let mut fragments = Fragments::default();
-        let whole = fragments.push(piece(1, &[5, 6], false)).unwrap();
+        let whole = fragments.push(piece(1, &[5, 6], false)).unwrap().unwrap();
         assert_eq!(revs(&whole), [5, 6]);
         assert_eq!(fragments.pending(), 0);
     }
@@ -109,10 +178,10 @@ mod tests {
     #[test]
     fn pieces_are_joined_until_the_last() {
         let mut fragments = Fragments::default();
-        assert!(fragments.push(piece(1, &[5, 6], true)).is_none());
+        assert!(fragments.push(piece(1, &[5, 6], true)).unwrap().is_none());
         assert!(fragments.is_partial(1) && !fragments.is_partial(2));
-        assert!(fragments.push(piece(1, &[7], true)).is_none());
-        let whole = fragments.push(piece(1, &[8, 9], false)).unwrap();
+        assert!(fragments.push(piece(1, &[7], true)).unwrap().is_none());
+        let whole = fragments.push(piece(1, &[8, 9], false)).unwrap().unwrap();
         assert_eq!(revs(&whole), [5, 6, 7, 8, 9]);
         assert!(!whole.fragment);
         assert!(!fragments.is_partial(1));
@@ -123,11 +192,11 @@ mod tests {
     #[test]
     fn watchers_are_joined_separately() {
         let mut fragments = Fragments::default();
-        assert!(fragments.push(piece(1, &[5], true)).is_none());
-        assert!(fragments.push(piece(2, &[5], true)).is_none());
-        let two = fragments.push(piece(2, &[6], false)).unwrap();
+        assert!(fragments.push(piece(1, &[5], true)).unwrap().is_none());
+        assert!(fragments.push(piece(2, &[5], true)).unwrap().is_none());
+        let two = fragments.push(piece(2, &[6], false)).unwrap().unwrap();
         assert_eq!((two.watch_id, revs(&two)), (2, vec![5, 6]));
-        let one = fragments.push(piece(1, &[6, 7], false)).unwrap();
+        let one = fragments.push(piece(1, &[6, 7], false)).unwrap().unwrap();
         assert_eq!((one.watch_id, revs(&one)), (1, vec![5, 6, 7]));
     }
 
@@ -135,7 +204,7 @@ mod tests {
     fn join_all(fragments: &mut Fragments, pieces: Vec<WatchResponse>) -> Vec<(i64, Vec<i64>)> {
         pieces
             .into_iter()
-            .filter_map(|piece| fragments.push(piece))
+            .filter_map(|piece| fragments.push(piece).unwrap())
             .map(|whole| {
                 assert!(!whole.fragment, "a joined response still says fragment");
                 (whole.watch_id, revs(&whole))
@@ -229,12 +298,48 @@ mod tests {
     }
 
     #[test]
+    fn pieces_past_the_limit_are_refused_and_dropped() {
+        let one_event = event_bytes(&piece(1, &[5], true));
+        let mut fragments = Fragments::new(3 * one_event);
+        assert_eq!(fragments.push(piece(1, &[5, 6], true)), Ok(None));
+        assert_eq!(fragments.push(piece(2, &[5], true)), Ok(None));
+        // A third event fits, a fourth does not, whether or not its
+        // piece is the last.
+        assert_eq!(fragments.push(piece(1, &[7], true)), Ok(None));
+        assert_eq!(
+            fragments.push(piece(1, &[8], false)),
+            Err(TooLarge {
+                watch_id: 1,
+                limit: 3 * one_event
+            })
+        );
+        assert!(!fragments.is_partial(1) && fragments.is_partial(2));
+        // One piece over the limit on its own.
+        assert_eq!(
+            fragments.push(piece(3, &[1, 2, 3, 4], true)).map(|_| ()),
+            Err(TooLarge {
+                watch_id: 3,
+                limit: 3 * one_event
+            })
+        );
+        assert!(!fragments.is_partial(3));
+        // An unfragmented response of any size passes (the transport's
+        // receive limit bounds it), and the other watcher's pieces join.
+        assert!(fragments
+            .push(piece(4, &[1, 2, 3, 4, 5], false))
+            .unwrap()
+            .is_some());
+        let two = fragments.push(piece(2, &[6], false)).unwrap().unwrap();
+        assert_eq!(revs(&two), [5, 6]);
+    }
+
+    #[test]
     fn a_forgotten_watcher_leaves_nothing_behind() {
         let mut fragments = Fragments::default();
-        assert!(fragments.push(piece(3, &[5], true)).is_none());
+        assert!(fragments.push(piece(3, &[5], true)).unwrap().is_none());
         fragments.forget(3);
         assert_eq!(fragments.pending(), 0);
-        let whole = fragments.push(piece(3, &[9], false)).unwrap();
+        let whole = fragments.push(piece(3, &[9], false)).unwrap().unwrap();
         assert_eq!(revs(&whole), [9]);
     }
 }

@@ -147,7 +147,10 @@
 //! are skipped (not queued) while a buffer is full: they carry no event.
 //!
 //! **Fragments.** With [`WatchOptions::fragment`] the server may split a
-//! huge response; the pieces are joined before delivery.
+//! huge response; the pieces are joined before delivery, up to
+//! [`WatchConfig::max_fragmented`] bytes (256 MiB by default): past it the
+//! watcher is cancelled and ends with a `ResponseTooLarge` error rather
+//! than the engine holding whatever a server keeps sending.
 //!
 //! # Auth: a stale stream token versus a real denial
 //!
@@ -211,6 +214,9 @@ mod config;
 mod engine;
 mod event;
 mod fragment;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod ids;
 mod options;
 mod probe;

@@ -55,7 +55,7 @@ use tower::{Service, ServiceExt};
 
 use crate::backoff::{Backoff, Failure};
 use crate::config::WatchConfig;
-use crate::fragment::Fragments;
+use crate::fragment::{Fragments, TooLarge};
 use crate::ids::{self, Answer, FaultCount, IdMode, PendingCreates};
 use crate::options::WatchSpec;
 use crate::probe::{self, ProbeFuture, ProbeOutcome, Verdict};
@@ -536,7 +536,7 @@ where
                 outbound,
                 progress_queued,
                 pending: PendingCreates::default(),
-                fragments: Fragments::default(),
+                fragments: Fragments::new(self.shared.config.max_fragmented),
                 generation: None,
                 endpoint: None,
                 progress: StreamProgress::default(),
@@ -774,8 +774,23 @@ where
         let Some(link) = self.link_mut() else {
             return;
         };
-        let Some(response) = link.fragments.push(response) else {
-            return;
+        let response = match link.fragments.push(response) {
+            Ok(Some(response)) => response,
+            Ok(None) => return,
+            Err(TooLarge { watch_id, limit }) => {
+                link.cancel(watch_id);
+                let error = EtcdError::new(
+                    ErrorKind::ResponseTooLarge,
+                    Code::ResourceExhausted,
+                    format!(
+                        "the server's fragmented watch response passed the limit of {limit} bytes \
+                         (WatchConfig::max_fragmented); the watch was cancelled"
+                    ),
+                    Sent::Rejected,
+                );
+                tracing::warn!(%error, "ending a watcher");
+                return self.end_watcher(key, error);
+            }
         };
         if response.canceled {
             self.by_id.remove(&response.watch_id);
