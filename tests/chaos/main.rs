@@ -38,6 +38,7 @@
 mod check;
 mod faults;
 mod history;
+mod members;
 mod model;
 mod rng;
 mod workload;
@@ -396,7 +397,22 @@ async fn run(bin: &EtcdBinary, cfg: &Config) -> Vec<Violation> {
     if let Some(Err(e)) = join(&rec, "historian", historian, Duration::from_secs(60)).await {
         rec.violation("historian", e);
     }
-    let final_state = verify
+    let direct: Vec<Client> = cluster
+        .members()
+        .iter()
+        .map(|m| client(&[m.client_url()], None))
+        .collect();
+    let agreement = members::check(&direct, final_rev, Duration::from_secs(20), &rec).await;
+    if !agreement.disagreeing.is_empty() {
+        eprintln!(
+            "etcd {}: the members disagree on the history up to {final_rev} (a server fault; \
+             etcd 3.5.0-3.5.2 can do this after a kill, etcd-io/etcd#13766):\n  {}",
+            bin.version(),
+            agreement.lines.join("\n  ")
+        );
+    }
+    let reader = agreement.reader.map_or(&verify, |i| &direct[i]);
+    let final_state = reader
         .get_with(NS, GetOptions::new().prefix().revision(final_rev))
         .await
         .unwrap();
@@ -563,6 +579,13 @@ async fn run(bin: &EtcdBinary, cfg: &Config) -> Vec<Violation> {
     out.push_str("workload:\n");
     for (what, n) in &counters {
         out.push_str(&format!("  {what:<48} {n:>6}\n"));
+    }
+    out.push_str(&format!(
+        "members at the end ({} disagreeing with the majority):\n",
+        agreement.disagreeing.len()
+    ));
+    for line in &agreement.lines {
+        out.push_str(&format!("  {line}\n"));
     }
     out.push_str("checked:\n");
     for (what, n) in &report.stats {
