@@ -35,6 +35,7 @@
 //!   one version only; `CHAOS_SEED` replays the random choices.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bank;
 mod check;
 mod faults;
 mod history;
@@ -85,6 +86,7 @@ struct Config {
     writers: usize,
     lease_holders: usize,
     contenders: usize,
+    bankers: usize,
 }
 
 impl Config {
@@ -110,6 +112,7 @@ impl Config {
             writers: 3,
             lease_holders: 2,
             contenders: 3,
+            bankers: 2,
         }
     }
 
@@ -282,6 +285,18 @@ async fn run(bin: &EtcdBinary, cfg: &Config) -> Vec<Violation> {
     let contenders: Vec<_> = (0..cfg.contenders)
         .map(|i| tokio::spawn(workload::contender(ctx.clone(), i, rng.fork())))
         .collect();
+    let bank_client = client(&endpoints, None);
+    bank::open(&bank_client).await;
+    let bankers: Vec<_> = (0..cfg.bankers)
+        .map(|i| {
+            tokio::spawn(bank::banker(
+                bank_client.clone(),
+                rec.clone(),
+                i,
+                rng.fork(),
+            ))
+        })
+        .collect();
     let sleeper = tokio::spawn(workload::sleeper(
         ctx.clone(),
         sleepy.clone(),
@@ -328,6 +343,10 @@ async fn run(bin: &EtcdBinary, cfg: &Config) -> Vec<Violation> {
     for (i, t) in contenders.into_iter().enumerate() {
         join(&rec, &format!("mutex{i}"), t, stop_within).await;
     }
+    for (i, t) in bankers.into_iter().enumerate() {
+        join(&rec, &format!("banker{i}"), t, stop_within).await;
+    }
+    bank::audit(&bank_client, &rec).await;
     let mut open = Vec::new();
     for (i, t) in watchers.into_iter().enumerate() {
         if let Some(Some(o)) = join(&rec, &format!("watcher{i}"), t, stop_within).await {

@@ -15,6 +15,9 @@ use etcd_tower::{EtcdError, Sent};
 
 /// The namespace of the workload client.
 pub const NS: &str = "chaos/";
+/// Where the bank (`bank.rs`) keeps its accounts: outside [`NS`], written
+/// by a client without the namespace.
+pub const BANK: &str = "/chaos-bank/";
 
 /// The server key of a namespaced key.
 pub fn raw(key: &str) -> Bytes {
