@@ -1,7 +1,8 @@
 //! The fault injectors: one for members (kill/restart, SIGSTOP/SIGCONT,
 //! leader moves, compactions), one for the network between the client and
 //! the members (the kit's proxies: cut, black-hole, refuse new
-//! connections). Member faults run one at a time and every downed member
+//! connections), and one that changes the workload client's endpoints at
+//! run time (`Transport::set_endpoints`). Member faults run one at a time and every downed member
 //! is back before the next, so the cluster never loses two members at
 //! once; network faults only touch client connections, never peer traffic,
 //! so they cannot cost quorum either.
@@ -10,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use etcd_tower::{Client, GetOptions};
+use etcd_tower::{Client, GetOptions, Transport};
 use etcd_tower_testkit::{Cluster, Proxy};
 
 use crate::model::{lock, KvState, Recorder, Snapshot, NS};
@@ -198,5 +199,51 @@ pub async fn network_faults(
     for p in proxies.iter() {
         p.blackhole(false);
         p.reject_new(false);
+    }
+}
+
+/// Changes the workload client's endpoints while it runs: a random member
+/// leaves the set (the rest in a random order) for a while, then every
+/// member is back. Calls in flight finish where they are; watches on the
+/// member that left move to another with nothing lost or repeated (the
+/// history checker's business).
+pub async fn endpoint_faults(
+    transport: Transport,
+    endpoints: Vec<String>,
+    rec: Arc<Recorder>,
+    budget: Budget,
+    mut rng: Rng,
+) {
+    while !budget.done(&rec) {
+        tokio::time::sleep(rng.ms(1000, 4000)).await;
+        if budget.done(&rec) {
+            break;
+        }
+        let mut subset = endpoints.clone();
+        subset.remove(rng.below(subset.len() as u64) as usize);
+        if rng.percent(50) {
+            subset.reverse();
+        }
+        rec.fault("endpoints: a member left");
+        if let Err(e) = transport.set_endpoints(&subset) {
+            rec.violation(
+                "endpoints",
+                format!("set_endpoints({subset:?}) failed: {e}"),
+            );
+        }
+        tokio::time::sleep(rng.ms(500, 3000)).await;
+        if let Err(e) = transport.set_endpoints(&endpoints) {
+            rec.violation(
+                "endpoints",
+                format!("set_endpoints({endpoints:?}) failed: {e}"),
+            );
+        }
+        rec.note("endpoints: every member back".into());
+    }
+    if let Err(e) = transport.set_endpoints(&endpoints) {
+        rec.violation(
+            "endpoints",
+            format!("set_endpoints({endpoints:?}) failed: {e}"),
+        );
     }
 }

@@ -148,6 +148,12 @@ fn count_panics() {
 
 /// The full stack over the proxies, with or without the namespace.
 fn client(endpoints: &[String], namespace: Option<&str>) -> Client {
+    client_and_transport(endpoints, namespace).0
+}
+
+/// A client as [`client`] builds it, with the handle of its transport (to
+/// change its endpoints at run time).
+fn client_and_transport(endpoints: &[String], namespace: Option<&str>) -> (Client, Transport) {
     let transport = Transport::builder(endpoints)
         .connect_timeout(Duration::from_secs(1))
         .keepalive(Duration::from_secs(1), Duration::from_secs(1))
@@ -160,8 +166,8 @@ fn client(endpoints: &[String], namespace: Option<&str>) -> Client {
         .layer(RetryLayer::new())
         .layer(TimeoutLayer::new(Duration::from_secs(3)).per_attempt())
         .layer(AuthLayer::new("root", ROOT_PASSWORD))
-        .service(transport);
-    Client::from_service(stack)
+        .service(transport.clone());
+    (Client::from_service(stack), transport)
 }
 
 fn rss_bytes() -> u64 {
@@ -233,7 +239,7 @@ async fn run(bin: &EtcdBinary, cfg: &Config) -> Vec<Violation> {
     }
     let proxies = Arc::new(proxies);
     let endpoints: Vec<String> = proxies.iter().map(Proxy::endpoint).collect();
-    let app = client(&endpoints, Some(NS));
+    let (app, app_transport) = client_and_transport(&endpoints, Some(NS));
     let raw = client(&endpoints, None);
     let sleepy = client(&endpoints, Some(NS));
     let rec = Arc::new(Recorder::default());
@@ -323,9 +329,17 @@ async fn run(bin: &EtcdBinary, cfg: &Config) -> Vec<Violation> {
         budget,
         rng.fork(),
     ));
+    let endpoint_changes = tokio::spawn(faults::endpoint_faults(
+        app_transport.clone(),
+        endpoints.clone(),
+        rec.clone(),
+        budget,
+        rng.fork(),
+    ));
     let grace = cfg.chaos + Duration::from_secs(120);
     join(&rec, "member fault injector", members, grace).await;
     join(&rec, "network fault injector", network, grace).await;
+    join(&rec, "endpoint changer", endpoint_changes, grace).await;
     let chaos_secs = chaos_start.elapsed().as_secs_f64();
     faults::heal_members(&cluster, &rec).await;
     for p in proxies.iter() {
