@@ -3,8 +3,8 @@
 # cluster with auth, faults injected until CHAOS_FAULTS faults (default
 # 1000) or CHAOS_SECS seconds (default 1800), then every check of the suite.
 #
-#   scripts/chaos.sh                          # 1000 faults, etcd 3.5 then 3.4
-#   CHAOS_FAULTS=200 CHAOS_ETCD=3.4 scripts/chaos.sh
+#   scripts/chaos.sh                          # 1000 faults on 3.5.30, 3.5.1, 3.4.23
+#   CHAOS_FAULTS=200 CHAOS_ETCD=3.5.1 scripts/chaos.sh   # one version
 #   CHAOS_SEED=1f2e3d scripts/chaos.sh        # replay the random choices
 #
 # The short CI variant is part of the normal suite: cargo test --test chaos
