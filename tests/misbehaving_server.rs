@@ -387,8 +387,9 @@ fn creates(server: &MisbehavingServer) -> Vec<pb::WatchCreateRequest> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_goaway_mid_watch_resumes_after_the_last_event() {
+/// A server for the watch engine: it answers the engine's version check
+/// (`Status`) as etcd 3.5.30.
+async fn watch_server() -> MisbehavingServer {
     let server = MisbehavingServer::start().await.unwrap();
     server.answer(
         STATUS,
@@ -400,6 +401,12 @@ async fn a_goaway_mid_watch_resumes_after_the_last_event() {
         .encode_to_vec()
         .into()]),
     );
+    server
+}
+
+#[tokio::test]
+async fn a_goaway_mid_watch_resumes_after_the_last_event() {
+    let server = watch_server().await;
     server.answer(RANGE, Answer::Messages(vec![good_range()]));
     // The first stream: created at 10, an event at 11; a GOAWAY once
     // the watcher has it.
@@ -464,17 +471,7 @@ fn watch_fragment(revision: i64, last: bool) -> Bytes {
 
 #[tokio::test]
 async fn a_fragmented_watch_response_past_the_limit_ends_the_watcher_typed() {
-    let server = MisbehavingServer::start().await.unwrap();
-    server.answer(
-        STATUS,
-        Answer::Messages(vec![pb::StatusResponse {
-            header: header(12),
-            version: "3.5.30".into(),
-            ..Default::default()
-        }
-        .encode_to_vec()
-        .into()]),
-    );
+    let server = watch_server().await;
     // Created, then pieces of one response that never ends: 48 pieces of
     // 64 KiB (3 MiB) against a limit of 1 MiB.
     let mut messages = vec![watch_created(10)];
